@@ -1,0 +1,37 @@
+"""cachedit: training-free caching for diffusers DiT pipelines. Importing it never imports Hydra."""
+
+from .adapters import BlockAdapter, patterns, supported_pipelines
+from .cache import disable_cache, enable_cache, is_cache_enabled, summary
+from .configs import (
+    CFGCacheConfig,
+    DBCacheConfig,
+    ModelConfig,
+    NoCacheConfig,
+    RunConfig,
+    StepMaskConfig,
+    TaylorSeerConfig,
+)
+
+
+def FBCacheConfig(**kwargs) -> DBCacheConfig:
+    """First Block Cache: DBCache with ``Fn=1, Bn=0``."""
+    return DBCacheConfig(Fn=1, Bn=0, **kwargs)
+
+
+__all__ = [
+    "BlockAdapter",
+    "CFGCacheConfig",
+    "DBCacheConfig",
+    "FBCacheConfig",
+    "ModelConfig",
+    "NoCacheConfig",
+    "RunConfig",
+    "StepMaskConfig",
+    "TaylorSeerConfig",
+    "disable_cache",
+    "enable_cache",
+    "is_cache_enabled",
+    "patterns",
+    "summary",
+    "supported_pipelines",
+]

@@ -1,0 +1,33 @@
+"""Registers the typed schemas with Hydra's ConfigStore: the only module of `cachedit` that imports Hydra.
+
+Schemas live in the `cachedit/<group>` namespace, so ``cache=...`` lists only the YAML options a user can pick;
+each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>@_here_, _self_]``.
+"""
+
+from hydra.core.config_store import ConfigStore
+
+from .configs import (
+    CFGCacheConfig,
+    DBCacheConfig,
+    ModelConfig,
+    NoCacheConfig,
+    RunConfig,
+    StepMaskConfig,
+    TaylorSeerConfig,
+)
+
+SCHEMAS = {
+    ("model", "model"): ModelConfig,
+    ("cache", "none"): NoCacheConfig,
+    ("cache", "dbcache"): DBCacheConfig,
+    ("taylorseer", "taylorseer"): TaylorSeerConfig,
+    ("scm", "scm"): StepMaskConfig,
+    ("cfg", "cfg"): CFGCacheConfig,
+}
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    for (group, name), node in SCHEMAS.items():
+        store.store(group=f"cachedit/{group}", name=name, node=node)

@@ -1,0 +1,155 @@
+"""One generation run, as `runners.generate` performs it: check, load, baseline, cached run, compare, write.
+
+Plain Python (no Hydra): ``run_generation(RunConfig(...), Path("out"))`` does the same as the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import disable_cache, enable_cache, summary
+from .configs import DBCacheConfig, NoCacheConfig, RunConfig
+from .factory import check_companions
+from .images import save_grid
+from .metrics import fidelity
+from .models.families import get_family
+from .pipelines import check_model, load_pipeline
+from .stats import format_summary
+
+log = logging.getLogger(__name__)
+_BASELINES: dict[str, "Generation"] = {}  # uncached runs, reused by every sweep job with the same model and seed
+_WARM: set[int] = set()
+
+
+@dataclass
+class Generation:
+    images: np.ndarray  # (N, H, W, C) floats in [0, 1]
+    seconds: list[float]
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def preflight(run: RunConfig) -> dict[str, int]:
+    """Everything that can be checked without loading weights; returns the block count per transformer."""
+    check_companions(run.taylorseer, run.scm, run.cfg)
+    blocks = check_model(run.model)
+    if isinstance(run.cache, DBCacheConfig):
+        for name, count in blocks.items():
+            run.cache.check_block_count(count, f"`{run.model.name}` {name}")
+    return blocks
+
+
+def _generate(pipe, inputs: dict, seed: int, repeats: int) -> Generation:
+    seconds = []
+    for _ in range(repeats):
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        images = pipe(**inputs, generator=generator).images
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return Generation(np.asarray(images, dtype=np.float32), seconds)
+
+
+def _warm_up(pipe, inputs: dict) -> None:
+    """One short untimed call per pipeline, so one-time start-up costs do not land in the first timed run."""
+    if id(pipe) not in _WARM:
+        _generate(pipe, {**inputs, "num_inference_steps": 2}, seed=0, repeats=1)
+        _WARM.add(id(pipe))
+
+
+def _cached_run(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | None]:
+    if isinstance(run.cache, NoCacheConfig):
+        return _generate(pipe, inputs, run.seed, run.repeats), None
+    enable_cache(pipe, run.cache)
+    try:  # always removed: sweeps reuse the pipeline in the same process
+        return _generate(pipe, inputs, run.seed, run.repeats), dict(summary(pipe))
+    finally:
+        disable_cache(pipe)
+
+
+def run_name(run: RunConfig) -> str:
+    return run.cache.strify() if isinstance(run.cache, DBCacheConfig) else "NoCache"
+
+
+def run_generation(run: RunConfig, output_dir: Path, config: dict | None = None, overrides: list[str] | None = None) -> dict:
+    """Generate with and (if asked) without the cache; write images and ``stats.json``; return the stats."""
+    blocks = preflight(run)
+    family = get_family(run.model.name)
+    pipe = load_pipeline(run.model)
+    inputs = family.inputs(pipe, run.model)
+    _warm_up(pipe, inputs)
+
+    baseline = None
+    if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
+        key = repr((run.model, run.seed, run.repeats))
+        if key not in _BASELINES:
+            _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats)
+        baseline = _BASELINES[key]
+    result, cache_summary = _cached_run(pipe, run, inputs)
+
+    stats = {
+        "status": "ok",
+        "name": run_name(run),
+        "model": run.model.name,
+        "blocks": blocks,
+        "overrides": overrides or [],
+        "time_s": result.median_seconds,
+        "times_s": result.seconds,
+        "cache": cache_summary,
+        "config": config,
+    }
+    if cache_summary is not None:
+        stats["ideal_speedup"] = 1 / max(1e-9, 1 - cache_summary["skipped_share"])
+    if baseline is not None:
+        stats["baseline_time_s"] = baseline.median_seconds
+        stats["speedup"] = baseline.median_seconds / result.median_seconds
+        stats["fidelity"] = fidelity(baseline.images, result.images)
+    if family.quality is not None:
+        stats["quality"] = family.quality(result.images, inputs)
+        if baseline is not None:
+            stats["baseline_quality"] = family.quality(baseline.images, inputs)
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if run.save_images:
+        _save_images(family, inputs, result, baseline, output_dir)
+    (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
+    log.info(one_line(stats))
+    print(one_line(stats))
+    return stats
+
+
+def _save_images(family, inputs: dict, result: Generation, baseline: Generation | None, output_dir: Path) -> None:
+    rows = family.grid_rows(inputs) if family.grid_rows is not None else None
+    ncols = len(result.images) // len(rows) if rows else min(len(result.images), 4)
+    save_grid(result.images, output_dir / "image.png", ncols, rows)
+    if baseline is not None:
+        save_grid(baseline.images, output_dir / "baseline.png", ncols, rows)
+
+
+def one_line(stats: dict) -> str:
+    """``<model> <cache>: cached ..., speedup ..., PSNR ..., accuracy ...`` for the end of a run."""
+    parts = [f"{stats['model']} {stats['name']}:"]
+    parts.append(format_summary(stats["cache"]) if stats["cache"] else "no cache")
+    if "speedup" in stats:
+        parts.append(f"| speedup {stats['speedup']:.2f}x (ideal {stats['ideal_speedup']:.2f}x)")
+        parts.append(f"| PSNR {stats['fidelity']['psnr']:.1f} dB, max diff {stats['fidelity']['max_abs_diff']:.3g}")
+    else:
+        parts.append(f"| {stats['time_s']:.2f} s")
+    if "quality" in stats:
+        quality = ", ".join(f"{k} {v:.3f}" for k, v in stats["quality"].items())
+        if "baseline_quality" in stats:
+            quality += " (uncached " + ", ".join(f"{v:.3f}" for v in stats["baseline_quality"].values()) + ")"
+        parts.append(f"| {quality}")
+    return " ".join(parts)

@@ -1,0 +1,154 @@
+"""Model families: how to build a family's offline replica and how to call its pipeline.
+
+``model.name`` in the Hydra config selects a family here; everything about *which blocks to cache* lives in the
+adapter registry (keyed by pipeline class), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..configs import ModelConfig, ModelSource
+from . import replicas
+
+
+@dataclass(frozen=True)
+class Family:
+    """Args:
+    name (`str`): the ``model.name`` key.
+    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this family loads as.
+    build_replica (`Callable`): ``(seed, **transformer_overrides) -> pipeline`` with random weights.
+    replica_transformer (`Callable`): ``(**overrides) -> transformer``, built on the meta device to count blocks.
+    inputs (`Callable`): ``(pipe, model_config) -> dict`` of call arguments (no generator).
+    load_embedded (`Callable`, *optional*): ``(path | None, dtype) -> pipeline`` for shipped weights.
+    quality (`Callable`, *optional*): ``(images, inputs) -> dict`` of task metrics (e.g. digit accuracy).
+    grid_rows (`Callable`, *optional*): ``(inputs) -> row labels`` for image grids; one row per label.
+    """
+
+    name: str
+    pipeline_class: str
+    build_replica: Callable
+    replica_transformer: Callable
+    inputs: Callable[[object, ModelConfig], dict]
+    load_embedded: Callable | None = None
+    quality: Callable | None = None
+    grid_rows: Callable | None = None
+
+
+def _common(model: ModelConfig, replica_size: int | None = None) -> dict:
+    """Step count, guidance and size; replicas default to a small size instead of the pipeline's 512-1024 px."""
+    kwargs = {"num_inference_steps": model.num_inference_steps, "output_type": "np"}
+    if model.guidance_scale is not None:
+        kwargs["guidance_scale"] = model.guidance_scale
+    default = replica_size if model.source == ModelSource.replica else None
+    for key in ("height", "width"):
+        value = getattr(model, key) if getattr(model, key) is not None else default
+        if value is not None:
+            kwargs[key] = value
+    return kwargs
+
+
+def _prompt(model: ModelConfig) -> str:
+    return model.prompt if model.prompt is not None else "a photo of a cat"
+
+
+def _flux_inputs(pipe, model: ModelConfig) -> dict:
+    kwargs = {**_common(model, replica_size=256), "num_images_per_prompt": model.num_images}
+    if model.source != ModelSource.replica:
+        return {**kwargs, "prompt": _prompt(model)}
+    cfg, dtype = pipe.transformer.config, pipe.transformer.dtype
+    prompt = _prompt(model)
+    return {
+        **kwargs,
+        "prompt_embeds": replicas.prompt_embeddings(prompt, (1, replicas.PROMPT_TOKENS, cfg.joint_attention_dim), dtype),
+        "pooled_prompt_embeds": replicas.prompt_embeddings("pooled:" + prompt, (1, cfg.pooled_projection_dim), dtype),
+    }
+
+
+def _pixart_inputs(pipe, model: ModelConfig) -> dict:
+    kwargs = {**_common(model, replica_size=128), "num_images_per_prompt": model.num_images}
+    if model.source != ModelSource.replica:
+        return {**kwargs, "prompt": _prompt(model), "negative_prompt": model.negative_prompt or ""}
+    shape = (1, replicas.PROMPT_TOKENS, pipe.transformer.config.caption_channels)
+    dtype = pipe.transformer.dtype
+    mask = torch.ones(shape[:2], dtype=torch.long)
+    return {
+        **kwargs,
+        "prompt_embeds": replicas.prompt_embeddings(_prompt(model), shape, dtype),
+        "prompt_attention_mask": mask,
+        "negative_prompt_embeds": replicas.prompt_embeddings(model.negative_prompt or "", shape, dtype),
+        "negative_prompt_attention_mask": mask,
+        "negative_prompt": None,  # the pipeline defaults it to "", which clashes with the embeddings
+        "use_resolution_binning": False,  # the bins only exist for the real sample sizes
+    }
+
+
+def _tiny_dit_inputs(pipe, model: ModelConfig) -> dict:
+    labels = model.class_labels if model.class_labels is not None else list(range(10))
+    kwargs = _common(model)
+    kwargs.pop("height", None), kwargs.pop("width", None)  # fixed 16x16
+    return {**kwargs, "class_labels": [label for label in labels for _ in range(model.num_images)]}
+
+
+def _tiny_dit_replica(seed: int = 0, **overrides):
+    from .tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer
+
+    torch.manual_seed(seed)
+    return TinyDiTPipeline(transformer=build_tiny_dit_transformer(**overrides), scheduler=_tiny_dit_scheduler())
+
+
+def _tiny_dit_scheduler():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler()
+
+
+def _tiny_dit_transformer(**overrides):
+    from .tiny_dit import build_tiny_dit_transformer
+
+    return build_tiny_dit_transformer(**overrides)
+
+
+def _tiny_dit_load(path, dtype):
+    from .tiny_dit import TINY_DIT_WEIGHTS, load_tiny_dit
+
+    return load_tiny_dit(path or TINY_DIT_WEIGHTS, torch_dtype=dtype)
+
+
+def _tiny_dit_quality(images, inputs: dict) -> dict:
+    from . import digits
+
+    return {"accuracy": digits.accuracy(images[..., 0], inputs["class_labels"])}
+
+
+def _tiny_dit_rows(inputs: dict) -> list[str]:
+    labels = list(dict.fromkeys(inputs["class_labels"]))  # unique, in order
+    return [f"digit {label}" for label in labels]
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("flux", "FluxPipeline", replicas.build_flux, replicas.flux_transformer, _flux_inputs),
+        Family("pixart_alpha", "PixArtAlphaPipeline", replicas.build_pixart, replicas.pixart_transformer, _pixart_inputs),
+        Family(
+            "tiny_dit",
+            "TinyDiTPipeline",
+            _tiny_dit_replica,
+            _tiny_dit_transformer,
+            _tiny_dit_inputs,
+            _tiny_dit_load,
+            _tiny_dit_quality,
+            _tiny_dit_rows,
+        ),
+    )
+}
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"Unknown `model.name={name}`. Known families: {', '.join(sorted(FAMILIES))}.")
+    return FAMILIES[name]

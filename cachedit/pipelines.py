@@ -1,0 +1,119 @@
+"""Loading pipelines for a `ModelConfig`: hub checkpoints, local copies, offline replicas, shipped weights.
+
+`check_model` answers "can this run at all, and how many blocks does it have?" without loading any weights, so
+configuration mistakes surface before minutes of loading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import diffusers
+import torch
+from accelerate import init_empty_weights
+
+from .adapters import adapters_for
+from .configs import ModelConfig, ModelSource
+from .models.families import Family, get_family
+
+_LOADED: dict[tuple, object] = {}  # sweeps run every job in one process: load each pipeline once
+
+
+class ModelNotReachableError(RuntimeError):
+    """The checkpoint is neither in a local directory, nor in the local hub cache, nor reachable online."""
+
+
+def resolve_device(model: ModelConfig) -> torch.device:
+    if model.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(model.device)
+
+
+def resolve_dtype(model: ModelConfig) -> torch.dtype:
+    if model.torch_dtype is None:
+        return torch.bfloat16 if resolve_device(model).type == "cuda" else torch.float32
+    return getattr(torch, model.torch_dtype.value)
+
+
+def _hub_location(model: ModelConfig, family: Family) -> str:
+    """A local directory holding the checkpoint, or raise with the ways to run without the hub."""
+    if model.path is not None:
+        if not (Path(model.path) / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"`model.path={model.path}` is not a saved pipeline (no model_index.json). Save one with "
+                f"`{family.pipeline_class}.from_pretrained(...).save_pretrained(DIR)`."
+            )
+        return model.path
+    if model.repo_id is None:
+        raise ValueError(f"`model.repo_id` or `model.path` is needed for `model.source=hub` ({model.name}).")
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(model.repo_id, local_files_only=True)
+    except Exception:
+        pass
+    try:
+        huggingface_hub.model_info(model.repo_id, timeout=10)
+    except Exception as error:
+        raise ModelNotReachableError(
+            f"Cannot reach `{model.repo_id}` ({type(error).__name__}: {error}), and it is not in the local hub "
+            f"cache. Offline, use the replica (`model.source=replica`: the same diffusers classes, scaled down, "
+            f"random weights) or a saved copy (`model.path=/local/dir`)."
+        ) from error
+    return model.repo_id  # reachable: from_pretrained downloads it
+
+
+def _transformer_config(location: str, attr: str) -> tuple[type, dict]:
+    index = json.loads((Path(location) / "model_index.json").read_text()) if Path(location).is_dir() else None
+    if index is None:
+        index = diffusers.DiffusionPipeline.load_config(location)
+    _, class_name = index[attr]
+    cls = getattr(diffusers, class_name)
+    return cls, cls.load_config(location, subfolder=attr)
+
+
+def check_model(model: ModelConfig) -> dict[str, int]:
+    """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
+    family = get_family(model.name)
+    if model.source == ModelSource.replica:
+        with init_empty_weights():
+            transformers = {"transformer": family.replica_transformer(**model.replica)}
+        pipeline_class = family.pipeline_class
+    else:
+        if model.source == ModelSource.embedded:
+            if family.load_embedded is None:
+                raise ValueError(f"`model.source=embedded`: the `{model.name}` family ships no weights; use hub or replica.")
+            from .models.tiny_dit import TINY_DIT_WEIGHTS
+
+            location = model.path or str(TINY_DIT_WEIGHTS)
+        else:
+            location = _hub_location(model, family)
+        transformers = {}
+        for attr in ("transformer", "transformer_2"):
+            try:
+                cls, config = _transformer_config(location, attr)
+            except (KeyError, OSError):
+                continue
+            with init_empty_weights():
+                transformers[attr] = cls.from_config(config)
+        pipeline_class = family.pipeline_class
+    stand_in = type(pipeline_class, (), dict(transformers))()  # an object the adapter registry can resolve
+    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters_for(stand_in)}
+
+
+def load_pipeline(model: ModelConfig):
+    """The pipeline for `model`, on its device and dtype; loaded once per process and configuration."""
+    key = (model.name, model.source, model.path, model.repo_id, repr(sorted(model.replica.items())), model.torch_dtype, model.device)
+    if key not in _LOADED:
+        family = get_family(model.name)
+        dtype = resolve_dtype(model)
+        if model.source == ModelSource.replica:
+            pipe = family.build_replica(0, **model.replica)  # fixed weights: seeds vary the noise only
+        elif model.source == ModelSource.embedded:
+            pipe = family.load_embedded(model.path, dtype)
+        else:
+            pipe = getattr(diffusers, family.pipeline_class).from_pretrained(_hub_location(model, family), torch_dtype=dtype)
+        pipe = pipe.to(resolve_device(model))
+        _LOADED[key] = pipe if pipe.transformer.dtype == dtype else pipe.to(dtype=dtype)
+    return _LOADED[key]

@@ -1,0 +1,86 @@
+"""What the cache did during the last pipeline call.
+
+Kept outside hook state on purpose: diffusers pipelines reset stateful hooks in ``maybe_free_model_hooks()``
+before ``pipe(...)`` returns, so anything stored there is gone when the user asks for it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+PERCENTILES = {"min": 0, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
+
+
+@dataclass
+class StepRecord:
+    step: int
+    computed: bool
+    diff: float | None  # relative L1 change of the first-Fn residual; None when there was no reference yet
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {k: float(np.percentile(values, q)) for k, q in PERCENTILES.items()}
+
+
+class CacheStats:
+    """Per transformer and guidance branch: the decision and change at each step, and block computation counts."""
+
+    def __init__(self) -> None:
+        self.begin_call()
+
+    def begin_call(self) -> None:
+        self.steps: dict[str, list[StepRecord]] = defaultdict(list)  # "<transformer>/<branch>" -> records
+        self.blocks_total = 0
+        self.blocks_skipped = 0
+
+    def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> None:
+        self.steps[branch].append(StepRecord(step, computed, diff))
+
+    def record_block(self, skipped: bool) -> None:
+        self.blocks_total += 1
+        self.blocks_skipped += int(skipped)
+
+    def summary(self) -> dict:
+        """A JSON-ready summary: cached steps, skipped block share, diff percentiles, per-branch decisions."""
+        records = [r for branch in self.steps.values() for r in branch]
+        diffs = [r.diff for r in records if r.diff is not None]
+        cached = sum(not r.computed for r in records)
+        return {
+            "steps": len(records),
+            "cached_steps": cached,
+            "cached_share": cached / len(records) if records else 0.0,
+            "blocks_total": self.blocks_total,
+            "blocks_skipped": self.blocks_skipped,
+            "skipped_share": self.blocks_skipped / self.blocks_total if self.blocks_total else 0.0,
+            "diff_percentiles": _percentiles(diffs),
+            "branches": {
+                name: {
+                    # one character per step: C computed, c cached
+                    "decisions": "".join("C" if r.computed else "c" for r in branch),
+                    "cached_steps": sum(not r.computed for r in branch),
+                    "diffs": [r.diff for r in branch],
+                }
+                for name, branch in self.steps.items()
+            },
+        }
+
+
+def format_summary(summary: dict) -> str:
+    """One line a person reads: cached steps, skipped share, diff median; loud when nothing was cached."""
+    if summary["steps"] == 0:
+        return "cache: no transformer step ran"
+    line = (
+        f"cached {summary['cached_steps']}/{summary['steps']} steps, "
+        f"skipped {summary['skipped_share']:.1%} of block computations"
+    )
+    pct = summary["diff_percentiles"]
+    if pct is not None:
+        line += f", residual diff p50 {pct['p50']:.3f} (min {pct['min']:.3f}, max {pct['max']:.3f})"
+    if summary["cached_steps"] == 0:
+        line += " -- NOTHING WAS CACHED: the threshold is below every measured diff, or warmup covers all steps"
+    return line
