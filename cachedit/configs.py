@@ -27,6 +27,14 @@ def _check_cap(name: str, value: int) -> None:
     _require(value == -1 or value >= 0, f"`{name}` must be -1 (no limit) or >= 0, got {value}.")
 
 
+def _enum(cls: type[Enum], value, name: str):
+    """Accept an enum member or its string value (plain-Python callers pass strings)."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise ValueError(f"`{name}` must be one of {[m.value for m in cls]}, got {value!r}.") from None
+
+
 ################################################################################
 #                                    Caches                                    #
 ################################################################################
@@ -95,6 +103,7 @@ class DBCacheConfig:
         )
         if self.Bn_compute_blocks_ids is not None:
             ids = list(self.Bn_compute_blocks_ids)
+            _require(self.Bn > 0, f"`Bn_compute_blocks_ids`={ids} needs trailing blocks: set `Bn` > 0.")
             bad = [i for i in ids if not 0 <= i < self.Bn]
             _require(
                 not bad,
@@ -215,6 +224,9 @@ class ModelConfig:
     replica: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.source = _enum(ModelSource, self.source, "model.source")
+        if self.torch_dtype is not None:
+            self.torch_dtype = _enum(TorchDtype, self.torch_dtype, "model.torch_dtype")
         _require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
         _require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
         for side in ("height", "width"):

@@ -97,7 +97,9 @@ def _tiny_dit_replica(seed: int = 0, **overrides):
     from .tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer
 
     torch.manual_seed(seed)
-    return TinyDiTPipeline(transformer=build_tiny_dit_transformer(**overrides), scheduler=_tiny_dit_scheduler())
+    # Random weights everywhere: with DiT's zero initialisation every block would be the identity.
+    transformer = build_tiny_dit_transformer(**{"dit_init": False, **overrides}).eval()
+    return TinyDiTPipeline(transformer=transformer, scheduler=_tiny_dit_scheduler())
 
 
 def _tiny_dit_scheduler():

@@ -1,0 +1,55 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+torch.set_num_threads(2)
+
+from cachedit.configs import ModelConfig, ModelSource  # noqa: E402
+from cachedit.models.families import get_family  # noqa: E402
+from cachedit.pipelines import load_pipeline  # noqa: E402
+
+# Small enough that a whole denoising run takes well under a second on 2 cores.
+REPLICA_CALLS = {
+    "flux": dict(height=64, width=64, num_inference_steps=8, guidance_scale=3.5),
+    "pixart_alpha": dict(height=64, width=64, num_inference_steps=8, guidance_scale=4.5),
+    "tiny_dit": dict(num_inference_steps=8, guidance_scale=2.0, class_labels=[3, 7]),
+}
+
+
+class Replica:
+    """A replica pipeline plus the call that generates with it, seed fixed."""
+
+    def __init__(self, name: str) -> None:
+        self.model = ModelConfig(name=name, source=ModelSource.replica, torch_dtype="float32", **REPLICA_CALLS[name])
+        self.pipe = load_pipeline(self.model)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.inputs = get_family(name).inputs(self.pipe, self.model)
+
+        # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast.
+        self.output_type = "pt" if name == "tiny_dit" else "latent"
+        self._baseline = None
+
+    def __call__(self, seed: int = 0, **overrides) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        kwargs = {**self.inputs, "output_type": self.output_type, **overrides}
+        return self.pipe(**kwargs, generator=generator).images
+
+    def baseline(self) -> torch.Tensor:
+        """The uncached output at seed 0 (computed once per session)."""
+        if self._baseline is None:
+            self._baseline = self()
+        return self._baseline
+
+
+@pytest.fixture(scope="session")
+def replicas():
+    cache: dict[str, Replica] = {}
+
+    def get(name: str) -> Replica:
+        if name not in cache:
+            cache[name] = Replica(name)
+        return cache[name]
+
+    return get

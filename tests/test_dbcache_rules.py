@@ -1,0 +1,139 @@
+"""DBCache decision rules and estimate maths on a toy transformer whose inputs the test controls."""
+
+import pytest
+import torch
+
+import cachedit
+from cachedit import DBCacheConfig
+from cachedit.hooks import relative_l1
+from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
+
+ALWAYS = 1e9  # a threshold every diff is below: only warmup and caps decide
+
+
+def run(config: DBCacheConfig, inputs, branches=("cond",), num_blocks: int = 6):
+    pipe = ToyPipeline(num_blocks)
+    cachedit.enable_cache(pipe, config, adapters=TOY_ADAPTERS)
+    outputs = pipe(inputs, branches)
+    return pipe, outputs, cachedit.summary(pipe)
+
+
+def decisions(summary, branch: str = "transformer/cond") -> str:
+    return summary["branches"][branch]["decisions"]
+
+
+def test_relative_l1_matches_definition():
+    reference = torch.tensor([1.0, -2.0, 3.0])
+    current = torch.tensor([1.5, -2.0, 2.0])
+    assert relative_l1(current, reference) == pytest.approx((0.5 + 0 + 1.0) / 3 / (6.0 / 3))
+
+
+def test_warmup_steps_always_compute():
+    _, _, summary = run(DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=3), steady_inputs(8))
+    assert decisions(summary) == "CCC" + "c" * 5
+
+
+def test_first_step_computes_even_without_warmup():
+    _, _, summary = run(DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=0), steady_inputs(5))
+    assert decisions(summary) == "Ccccc"
+
+
+def test_max_cached_steps_caps_the_cached_count():
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=0, max_cached_steps=2)
+    _, _, summary = run(config, steady_inputs(6))
+    assert decisions(summary) == "CccCCC"
+
+
+def test_max_continuous_cached_steps_forces_a_compute():
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=0, max_continuous_cached_steps=2)
+    _, _, summary = run(config, steady_inputs(9))
+    assert decisions(summary) == "CccCccCcc"
+
+
+def test_threshold_is_compared_with_the_last_computed_step():
+    # The input drifts every step: the diff against the last *computed* step grows until it crosses the threshold.
+    inputs = steady_inputs(8, drift=0.05)
+    _, _, probe = run(DBCacheConfig(Fn=1, residual_diff_threshold=0, max_warmup_steps=0), inputs)
+    step_diff = probe["branches"]["transformer/cond"]["diffs"][1]
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=2.5 * step_diff, max_warmup_steps=0)
+    _, _, summary = run(config, inputs)
+    assert decisions(summary).startswith("CccC")
+
+
+def test_cached_step_estimate_is_input_plus_cached_residual():
+    # Identical inputs every step: the cached middle residual is exact, so cached outputs equal computed ones.
+    inputs = steady_inputs(4)
+    _, cached, summary = run(DBCacheConfig(Fn=2, Bn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=1), inputs)
+    reference = ToyPipeline()(inputs)
+    assert decisions(summary) == "Cccc"
+    for got, expected in zip(cached, reference):
+        torch.testing.assert_close(got, expected)
+
+
+def test_skipped_blocks_are_counted_as_the_hooks_skipped_them():
+    pipe = ToyPipeline(num_blocks=6)
+    ran = [0] * 6  # real block computations: the inner layer only runs when the block's own forward does
+    for i, block in enumerate(pipe.transformer.transformer_blocks):
+        block.linear.register_forward_pre_hook(lambda module, args, i=i: ran.__setitem__(i, ran[i] + 1))
+    config = DBCacheConfig(Fn=2, Bn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=1)
+    cachedit.enable_cache(pipe, config, adapters=TOY_ADAPTERS)
+    pipe(steady_inputs(5))
+    summary = cachedit.summary(pipe)
+    assert ran == [5, 5, 1, 1, 1, 5]  # middle blocks 2..4 ran on the computed step only
+    assert summary["cached_steps"] == 4
+    assert summary["blocks_total"] == 5 * 6
+    assert summary["blocks_skipped"] == sum(5 - n for n in ran)
+
+
+def test_bn_compute_blocks_ids_skip_the_other_trailing_blocks():
+    config = DBCacheConfig(
+        Fn=1, Bn=3, residual_diff_threshold=ALWAYS, max_warmup_steps=1,
+        Bn_compute_blocks_ids=[2], non_compute_blocks_diff_threshold=ALWAYS,
+    )
+    _, _, summary = run(config, steady_inputs(4))
+    # 3 cached steps skip the 2 middle blocks and trailing blocks 0 and 1 (block 2 of the tail always runs).
+    assert summary["blocks_skipped"] == 3 * (2 + 2)
+
+
+def test_bn_non_compute_blocks_run_when_the_change_is_large():
+    config = DBCacheConfig(
+        Fn=1, Bn=3, residual_diff_threshold=ALWAYS, max_warmup_steps=1,
+        Bn_compute_blocks_ids=[2], non_compute_blocks_diff_threshold=0.0,
+    )
+    _, _, summary = run(config, steady_inputs(4, drift=0.1))
+    assert summary["blocks_skipped"] == 3 * 2  # only the middle
+
+
+def test_a_batch_size_change_forces_a_recompute_not_a_broadcast():
+    inputs = steady_inputs(3) + steady_inputs(3, batch=2)
+    _, outputs, summary = run(DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=0), inputs)
+    assert decisions(summary) == "CccCcc"
+    assert outputs[3].shape[0] == 2
+
+
+def test_each_guidance_branch_keeps_its_own_state():
+    _, _, summary = run(DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2), steady_inputs(4), branches=("cond", "uncond"))
+    assert decisions(summary, "transformer/cond") == "CCcc"
+    assert decisions(summary, "transformer/uncond") == "CCcc"
+
+
+def test_enabling_twice_is_an_error_and_installs_nothing_more():
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)
+    hooks_before = len(pipe.transformer.transformer_blocks[0]._diffusers_hook.hooks)
+    with pytest.raises(RuntimeError, match="already enabled"):
+        cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)
+    assert len(pipe.transformer.transformer_blocks[0]._diffusers_hook.hooks) == hooks_before == 1
+
+
+def test_fn_plus_bn_must_leave_a_middle_block():
+    with pytest.raises(ValueError, match=r"`Fn` \+ `Bn` = 4 \+ 2 = 6 must be smaller than the 6 blocks"):
+        run(DBCacheConfig(Fn=4, Bn=2), steady_inputs(2))
+
+
+def test_a_failed_enable_leaves_the_pipeline_untouched():
+    pipe = ToyPipeline()
+    with pytest.raises(ValueError):
+        cachedit.enable_cache(pipe, DBCacheConfig(Fn=6), adapters=TOY_ADAPTERS)
+    assert not cachedit.is_cache_enabled(pipe)
+    assert not any(hasattr(block, "_diffusers_hook") and block._diffusers_hook.hooks for block in pipe.transformer.transformer_blocks)
