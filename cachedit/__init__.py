@@ -5,12 +5,14 @@ from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .configs import (
     CFGCacheConfig,
     DBCacheConfig,
+    DBPruneConfig,
     ModelConfig,
     NoCacheConfig,
     RunConfig,
     StepMaskConfig,
     TaylorSeerConfig,
 )
+from .stats import format_summary
 
 
 def FBCacheConfig(**kwargs) -> DBCacheConfig:
@@ -22,6 +24,7 @@ __all__ = [
     "BlockAdapter",
     "CFGCacheConfig",
     "DBCacheConfig",
+    "DBPruneConfig",
     "FBCacheConfig",
     "ModelConfig",
     "NoCacheConfig",
@@ -30,6 +33,7 @@ __all__ = [
     "TaylorSeerConfig",
     "disable_cache",
     "enable_cache",
+    "format_summary",
     "is_cache_enabled",
     "patterns",
     "summary",

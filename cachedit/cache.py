@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 from .adapters import BlockAdapter, adapters_for
-from .configs import DBCacheConfig, NoCacheConfig
-from .factory import build_engine
+from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
+from .factory import build_engine, config_for
 from .hooks import attach_engine, detach_engine
 from .stats import CacheStats, format_summary
 
@@ -22,11 +23,11 @@ class _CacheHandle:
     stats: CacheStats = field(default_factory=CacheStats)
     engines: list = field(default_factory=list)  # [(transformer, engine)]
 
-    def begin_call(self) -> None:
+    def begin_call(self, num_inference_steps: int | None) -> None:
         """Every pipeline call starts from empty state, never inferred from a step counter."""
         self.stats.begin_call()
         for _, engine in self.engines:
-            engine.reset()
+            engine.begin_call(num_inference_steps)
 
 
 class CacheSummary(dict):
@@ -40,8 +41,12 @@ def _with_call_reset(cls: type) -> type:
     """A same-named subclass whose ``__call__`` resets the cache first (``pipe(...)`` looks ``__call__`` up on
     the class, so an instance attribute would not work). `disable_cache` puts the original class back."""
 
+    signature = inspect.signature(cls.__call__)
+
     def __call__(self, *args, **kwargs):
-        getattr(self, _HANDLE).begin_call()
+        bound = signature.bind_partial(self, *args, **kwargs)
+        bound.apply_defaults()
+        getattr(self, _HANDLE).begin_call(bound.arguments.get("num_inference_steps"))
         return cls.__call__(self, *args, **kwargs)
 
     return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
@@ -51,13 +56,24 @@ def is_cache_enabled(pipe) -> bool:
     return hasattr(pipe, _HANDLE)
 
 
-def enable_cache(pipe, config=None, *, adapters: list[BlockAdapter] | None = None):
+def enable_cache(
+    pipe,
+    config=None,
+    *,
+    taylorseer: TaylorSeerConfig | None = None,
+    scm: StepMaskConfig | None = None,
+    cfg: CFGCacheConfig | None = None,
+    adapters: list[BlockAdapter] | None = None,
+):
     """Cache `pipe`'s transformer blocks with `config` (default: ``DBCacheConfig()``); returns `pipe`.
 
     Args:
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
             the given `adapters` describe.
-        config (`DBCacheConfig` or `NoCacheConfig`, *optional*): the cache policy.
+        config (`DBCacheConfig`, `DBPruneConfig` or `NoCacheConfig`, *optional*): the cache policy.
+        taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (DBCache only).
+        scm (`StepMaskConfig`, *optional*): steps that must compute.
+        cfg (`CFGCacheConfig`, *optional*): how guidance branches share state.
         adapters (`list[BlockAdapter]`, *optional*): where the blocks are; defaults to the registry entry of
             `pipe`'s class. Unknown pipelines raise an error that shows how to write one.
     """
@@ -70,14 +86,23 @@ def enable_cache(pipe, config=None, *, adapters: list[BlockAdapter] | None = Non
     handle = _CacheHandle(config, type(pipe))
     if not isinstance(config, NoCacheConfig):
         # Build every engine first, so a bad config or adapter leaves the pipeline untouched.
-        for adapter in adapters:
+        built = []
+        present = [adapter for adapter in adapters if adapter.present(pipe)]  # Wan 2.1 has no transformer_2
+        names = [adapter.transformer for adapter in present]
+        for adapter in present:
             transformer = adapter.find_transformer(pipe)
-            blocks = adapter.blocks(transformer)
-            engine = build_engine(config, blocks, handle.stats, adapter.transformer)
-            handle.engines.append((transformer, engine, [block for block, _ in blocks]))
-        for transformer, engine, blocks in handle.engines:
-            attach_engine(transformer, blocks, engine)
-        handle.engines = [(transformer, engine) for transformer, engine, _ in handle.engines]
+            stacks = adapter.stacks(transformer, config_for(config, adapter.transformer, names))
+            for stack in stacks:
+                engine = build_engine(
+                    stack.config, stack.blocks, handle.stats, stack.name, stack.list_starts,
+                    taylorseer=taylorseer, scm=scm, cfg=cfg,
+                )
+                built.append((transformer, engine, [block for block, _ in stack.blocks], stack.name if len(stacks) > 1 else None))
+        if not built:
+            raise ValueError(f"None of the adapters' transformers is present on this {type(pipe).__name__}.")
+        for transformer, engine, blocks, stack in built:
+            attach_engine(transformer, blocks, engine, stack)
+        handle.engines = [(transformer, engine) for transformer, engine, _, _ in built]
     setattr(pipe, _HANDLE, handle)
     pipe.__class__ = _with_call_reset(type(pipe))
     return pipe

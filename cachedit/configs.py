@@ -75,6 +75,8 @@ class DBCacheConfig:
             `None` means all `Bn` blocks always compute.
         non_compute_blocks_diff_threshold (`float`, defaults to `0.08`):
             Change above which trailing blocks outside `Bn_compute_blocks_ids` compute even on cached steps.
+        per_transformer (`dict`, defaults to `{}`): knob overrides per transformer of a multi-transformer
+            pipeline, e.g. Wan 2.2 ``{transformer_2: {max_warmup_steps: 2, residual_diff_threshold: 0.12}}``.
     """
 
     name: str = "dbcache"
@@ -86,6 +88,7 @@ class DBCacheConfig:
     max_continuous_cached_steps: int = -1
     Bn_compute_blocks_ids: list[int] | None = None
     non_compute_blocks_diff_threshold: float = 0.08
+    per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(self.Fn >= 1, f"`Fn` must be >= 1 (the change signal needs at least one block), got {self.Fn}.")
@@ -111,6 +114,7 @@ class DBCacheConfig:
                 f"[0, {self.Bn - 1}]; got {bad}.",
             )
             _require(len(set(ids)) == len(ids), f"`Bn_compute_blocks_ids` has duplicates: {ids}.")
+        _check_per_transformer(self)
 
     def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
         """Raise if `Fn + Bn` leaves no middle block to cache in a stack of `num_blocks` blocks."""
@@ -129,49 +133,185 @@ class DBCacheConfig:
         )
 
 
+def _check_per_transformer(config) -> None:
+    """Every per-transformer override must name a field of the same config (validated again when applied)."""
+    allowed = {f for f in config.__dataclass_fields__ if f not in ("name", "per_transformer")}
+    for transformer, overrides in config.per_transformer.items():
+        bad = sorted(set(overrides) - allowed)
+        _require(
+            not bad,
+            f"`per_transformer.{transformer}` sets unknown keys {bad}; allowed: {', '.join(sorted(allowed))}.",
+        )
+
+
+@dataclass
+class DBPruneConfig:
+    r"""Dynamic Block Prune: the DBCache decision made per block. Each prunable block keeps its own residual; a
+    block whose input changed less than the threshold since it last computed returns ``input + its residual``.
+    Uses one residual per block (more memory than DBCache) for finer-grained skipping. DESIGN.md §3.
+
+    Args:
+        Fn (`int`, defaults to `1`): leading blocks never pruned.
+        Bn (`int`, defaults to `0`): trailing blocks never pruned.
+        residual_diff_threshold (`float`, defaults to `0.05`):
+            Relative L1 change of a block's input since its last computation below which it is pruned.
+        max_warmup_steps (`int`, defaults to `8`): steps (per branch) that prune nothing.
+        max_pruned_steps (`int`, defaults to `-1`): most steps per call in which blocks may be pruned; -1: no limit.
+        non_prune_blocks_ids (`list[int]`, *optional*): global block indices that are never pruned.
+        enable_dynamic_prune_threshold (`bool`, defaults to `False`):
+            Raise the threshold within a step to ``relax_ratio x`` the mean change already measured at that step
+            (never above `max_dynamic_prune_threshold`): blocks that change no more than their neighbours prune.
+        dynamic_prune_threshold_relax_ratio (`float`, defaults to `1.25`): see above; larger prunes more.
+        max_dynamic_prune_threshold (`float`, *optional*): cap of the dynamic threshold; default 2x the threshold.
+        residual_cache_update_interval (`int`, defaults to `4`):
+            A block pruned this many steps in a row computes at the next step, refreshing its residual.
+        per_transformer (`dict`, defaults to `{}`): knob overrides per transformer, e.g. ``{transformer_2: {Fn: 2}}``.
+    """
+
+    name: str = "dbprune"
+    Fn: int = 1
+    Bn: int = 0
+    residual_diff_threshold: float = 0.05
+    max_warmup_steps: int = 8
+    max_pruned_steps: int = -1
+    non_prune_blocks_ids: list[int] | None = None
+    enable_dynamic_prune_threshold: bool = False
+    dynamic_prune_threshold_relax_ratio: float = 1.25
+    max_dynamic_prune_threshold: float | None = None
+    residual_cache_update_interval: int = 4
+    per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
+        _require(self.residual_diff_threshold >= 0, f"`residual_diff_threshold` must be >= 0, got {self.residual_diff_threshold}.")
+        _require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
+        _check_cap("max_pruned_steps", self.max_pruned_steps)
+        _require(
+            self.dynamic_prune_threshold_relax_ratio >= 1,
+            f"`dynamic_prune_threshold_relax_ratio` must be >= 1, got {self.dynamic_prune_threshold_relax_ratio}.",
+        )
+        cap = self.max_dynamic_prune_threshold
+        _require(cap is None or cap >= self.residual_diff_threshold,
+                 f"`max_dynamic_prune_threshold` ({cap}) must be >= `residual_diff_threshold` ({self.residual_diff_threshold}).")
+        _require(self.residual_cache_update_interval >= 1,
+                 f"`residual_cache_update_interval` must be >= 1, got {self.residual_cache_update_interval}.")
+        _require(all(i >= 0 for i in self.non_prune_blocks_ids or []), f"`non_prune_blocks_ids` must be >= 0, got {self.non_prune_blocks_ids}.")
+        _check_per_transformer(self)
+
+    def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
+        _require(
+            self.Fn + self.Bn < num_blocks,
+            f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no prunable block among the {num_blocks} blocks of {where}; "
+            f"allowed: Fn + Bn <= {num_blocks - 1}.",
+        )
+        bad = [i for i in self.non_prune_blocks_ids or [] if i >= num_blocks]
+        _require(not bad, f"`non_prune_blocks_ids` {bad} are out of range for the {num_blocks} blocks of {where}.")
+
+    def strify(self) -> str:
+        dynamic = f"_D{self.dynamic_prune_threshold_relax_ratio:g}" if self.enable_dynamic_prune_threshold else ""
+        return f"DBPrune_F{self.Fn}B{self.Bn}_W{self.max_warmup_steps}_R{self.residual_diff_threshold:g}{dynamic}"
+
+
 ################################################################################
 #                     Calibrator, step mask and CFG routing                    #
 ################################################################################
 
 
+class TaylorSeerCacheType(str, Enum):
+    residual = "residual"  # forecast the skipped span's residual; estimate = input + forecast
+    hidden_states = "hidden_states"  # forecast the span's output directly
+
+
 @dataclass
 class TaylorSeerConfig:
-    """TaylorSeer forecasting of skipped spans.
+    """TaylorSeer (https://arxiv.org/abs/2503.06923): forecast a skipped span from the last computed steps instead
+    of reusing it unchanged. Combines with DBCache (any Fn, Bn).
 
     Args:
-        order (`int`, defaults to `0`): Taylor expansion order; `0` (``taylorseer=none``) reuses cached residuals
-            unchanged.
+        order (`int`, defaults to `0`): order of the forecast; `0` (``taylorseer=none``) disables it. Order `n`
+            is exact for features that are polynomials of degree <= n in the step index. Needs `n + 1` computed
+            steps, so `cache.max_warmup_steps` must be >= order + 1 (checked, not silently raised).
+        cache_type (`TaylorSeerCacheType`, defaults to `residual`): forecast the residual or the hidden states.
+        encoder (`bool`, defaults to `True`): forecast the encoder stream too (else it reuses its residual).
     """
 
     order: int = 0
+    cache_type: TaylorSeerCacheType = TaylorSeerCacheType.residual
+    encoder: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.order >= 0, f"`taylorseer.order` must be >= 0 (0 disables TaylorSeer), got {self.order}.")
+        _require(0 <= self.order <= 4, f"`taylorseer.order` must be in [0, 4] (0 disables TaylorSeer), got {self.order}.")
+        self.cache_type = _enum(TaylorSeerCacheType, self.cache_type, "taylorseer.cache_type")
+
+
+class StepMaskName(str, Enum):
+    none = "none"
+    slow = "slow"  # 18 of 28 steps compute
+    medium = "medium"  # 15 of 28
+    fast = "fast"  # 11 of 28
+    ultra = "ultra"  # 8 of 28
+    custom = "custom"  # `compute_steps`
+
+
+class StepMaskPolicy(str, Enum):
+    dynamic = "dynamic"  # masked-off steps still ask the cache decision
+    static = "static"  # masked-off steps always reuse
 
 
 @dataclass
 class StepMaskConfig:
-    """Step computation mask (SCM): which steps must compute.
+    """Step computation mask (SCM): steps that must compute, from a named budget or an explicit list.
 
     Args:
-        policy (`str`, defaults to `"none"`): `none` lets the cache decide at every step.
+        mask (`StepMaskName`, defaults to `none`): `slow`, `medium`, `fast`, `ultra` compute 18, 15, 11, 8 of 28
+            steps (rescaled to the actual step count); `custom` computes `compute_steps`; `none` disables the mask.
+        policy (`StepMaskPolicy`, defaults to `dynamic`): what masked-off steps do: `dynamic` asks the cache
+            decision (threshold, caps), `static` always reuses the cache.
+        compute_steps (`list[int]`, *optional*): 0-based steps that must compute, for `mask=custom`.
     """
 
-    policy: str = "none"
+    mask: StepMaskName = StepMaskName.none
+    policy: StepMaskPolicy = StepMaskPolicy.dynamic
+    compute_steps: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        self.mask = _enum(StepMaskName, self.mask, "scm.mask")
+        self.policy = _enum(StepMaskPolicy, self.policy, "scm.policy")
+        if self.mask == StepMaskName.custom:
+            _require(bool(self.compute_steps), "`scm.mask=custom` needs `scm.compute_steps`, e.g. [0,1,2,4,8,12,16,20].")
+            _require(min(self.compute_steps) >= 0, f"`scm.compute_steps` must be >= 0, got {self.compute_steps}.")
+        else:
+            _require(self.compute_steps is None, f"`scm.compute_steps` is only used with `scm.mask=custom` (mask is {self.mask.value}).")
 
 
 @dataclass
 class CFGCacheConfig:
-    """How guidance branches share cache state.
+    """How guidance branches share cache state. Branches are told apart by the pipeline's ``cache_context`` name
+    (`cond` / `uncond`), never by call parity. Pipelines that batch both branches in one call have one branch.
 
     Args:
-        enable_separate_cfg (`bool`, defaults to `True`):
-            Keep one cache state per guidance branch when the pipeline calls the transformer separately for each
-            (branches are told apart by the pipeline's ``cache_context`` name, never by call parity). Pipelines that
-            batch both branches into one call have a single branch and need nothing.
+        enable_separate_cfg (`bool`, defaults to `True`): one cache state per branch. `False` runs every call
+            through a single state (each call counts as a step).
+        cfg_compute_first (`bool`, defaults to `False`): `True` if the pipeline calls the unconditional branch
+            first; the first branch leads when decisions are shared.
+        cfg_diff_compute_separate (`bool`, defaults to `True`): each branch measures its own change. `False`: the
+            second branch reuses the first branch's decision at the same step (less work, coupled branches).
     """
 
     enable_separate_cfg: bool = True
+    cfg_compute_first: bool = False
+    cfg_diff_compute_separate: bool = True
+
+    def __post_init__(self) -> None:
+        _require(
+            self.enable_separate_cfg or self.cfg_diff_compute_separate,
+            "`cfg.cfg_diff_compute_separate=false` shares decisions between separate branch states; it needs "
+            "`cfg.enable_separate_cfg=true`.",
+        )
+
+    @property
+    def leader(self) -> str:
+        return "uncond" if self.cfg_compute_first else "cond"
 
 
 ################################################################################
@@ -234,6 +374,44 @@ class ModelConfig:
             _require(value is None or value > 0, f"`model.{side}` must be positive, got {value}.")
 
 
+class TuneObjective(str, Enum):
+    psnr_at_speedup = "psnr_at_speedup"  # highest PSNR among settings at least `target_speedup` times faster
+    speedup_above_psnr = "speedup_above_psnr"  # highest speedup among settings with PSNR >= `psnr_floor`
+
+
+class SpeedupMetric(str, Enum):
+    speedup = "speedup"  # measured wall time, uncached / cached (noisy on small CPU runs)
+    ideal_speedup = "ideal_speedup"  # 1 / (1 - share of block computations skipped): deterministic
+
+
+@dataclass
+class TuneConfig:
+    """What ``sweep=tune`` (Hydra's Optuna sweeper) optimises; each job returns the objective as a float.
+
+    Args:
+        objective (`TuneObjective`, defaults to `psnr_at_speedup`): `psnr_at_speedup` maximises PSNR against
+            the uncached run among settings at least `target_speedup` times faster; `speedup_above_psnr`
+            maximises the speedup among settings with PSNR >= `psnr_floor`. Infeasible settings score below
+            every feasible one, closer misses higher, so the search is pulled towards the constraint.
+        target_speedup (`float`, defaults to `1.5`): the speedup constraint of `psnr_at_speedup`.
+        psnr_floor (`float`, defaults to `30.0`): the PSNR constraint (dB) of `speedup_above_psnr`.
+        speedup_metric (`SpeedupMetric`, defaults to `speedup`): measured `speedup`, or `ideal_speedup` from the
+            share of skipped block computations (reproducible; ignores the cache's own overhead).
+        preset_name (`str`, *optional*): name of the winning preset; defaults to ``tuned_<model>_<cache>``.
+    """
+
+    objective: TuneObjective = TuneObjective.psnr_at_speedup
+    target_speedup: float = 1.5
+    psnr_floor: float = 30.0
+    speedup_metric: SpeedupMetric = SpeedupMetric.speedup
+    preset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.objective = _enum(TuneObjective, self.objective, "tune.objective")
+        self.speedup_metric = _enum(SpeedupMetric, self.speedup_metric, "tune.speedup_metric")
+        _require(self.target_speedup > 0, f"`tune.target_speedup` must be > 0, got {self.target_speedup}.")
+
+
 @dataclass
 class RunConfig:
     """Root of ``conf/generate.yaml``.
@@ -243,10 +421,11 @@ class RunConfig:
         compare_baseline (`bool`, defaults to `True`): also run uncached, and report speedup and fidelity against it.
         repeats (`int`, defaults to `1`): timed repeats of each run; the median is reported.
         save_images (`bool`, defaults to `True`): write the images next to ``stats.json``.
+        tune (`TuneConfig`, *optional*): set by ``sweep=tune``; the runner then returns the objective (a float).
     """
 
     model: ModelConfig = MISSING
-    cache: Any = MISSING  # NoCacheConfig | DBCacheConfig, chosen by the `cache` group
+    cache: Any = MISSING  # NoCacheConfig | DBCacheConfig | DBPruneConfig, chosen by the `cache` group
     taylorseer: TaylorSeerConfig = field(default_factory=TaylorSeerConfig)
     cfg: CFGCacheConfig = field(default_factory=CFGCacheConfig)
     scm: StepMaskConfig = field(default_factory=StepMaskConfig)
@@ -254,6 +433,7 @@ class RunConfig:
     compare_baseline: bool = True
     repeats: int = 1
     save_images: bool = True
+    tune: TuneConfig | None = None
 
     def __post_init__(self) -> None:
         _require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")

@@ -2,31 +2,65 @@
 
 from __future__ import annotations
 
-from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
+import dataclasses
+
+from .configs import (
+    CFGCacheConfig,
+    DBCacheConfig,
+    DBPruneConfig,
+    NoCacheConfig,
+    StepMaskConfig,
+    TaylorSeerConfig,
+)
 from .hooks.dbcache import DBCacheEngine
+from .hooks.dbprune import DBPruneEngine
 from .stats import CacheStats
 
-ENGINES = {DBCacheConfig: DBCacheEngine}
-CACHE_CONFIGS = {"none": NoCacheConfig, "dbcache": DBCacheConfig}
+ENGINES = {DBCacheConfig: DBCacheEngine, DBPruneConfig: DBPruneEngine}
 
 
-def check_companions(
-    taylorseer: TaylorSeerConfig | None = None, scm: StepMaskConfig | None = None, cfg: CFGCacheConfig | None = None
-) -> None:
-    """Refuse companion settings this version cannot honour, rather than ignoring them."""
-    if taylorseer is not None and taylorseer.order > 0:
-        raise NotImplementedError("`taylorseer.order` > 0: TaylorSeer is not available yet; use `taylorseer=none`.")
-    if scm is not None and scm.policy != "none":
-        raise NotImplementedError(f"`scm.policy={scm.policy}`: step masks are not available yet; use `scm=none`.")
-    if cfg is not None and not cfg.enable_separate_cfg:
-        raise NotImplementedError("`cfg.enable_separate_cfg=false` is not available yet; use `cfg=none`.")
+def check_combination(config, taylorseer: TaylorSeerConfig | None = None) -> None:
+    """Refuse combinations DESIGN §3 does not define, rather than ignoring part of them."""
+    order = taylorseer.order if taylorseer is not None else 0
+    if order == 0:
+        return
+    if not isinstance(config, DBCacheConfig):
+        raise ValueError(f"`taylorseer.order={order}` forecasts DBCache's skipped span; it needs `cache=dbcache` or `cache=fbcache`.")
+    # Chosen over silently raising warmup: the user sees why their setting changed nothing.
+    if config.max_warmup_steps < order + 1:
+        raise ValueError(
+            f"`cache.max_warmup_steps`={config.max_warmup_steps} is smaller than `taylorseer.order` + 1 = {order + 1}: "
+            f"TaylorSeer of order {order} needs {order + 1} computed steps before it forecasts. "
+            f"Set `cache.max_warmup_steps` >= {order + 1}."
+        )
 
 
-def build_engine(config, blocks, stats: CacheStats, name: str):
+def config_for(config, transformer: str, known: list[str]):
+    """`config` with its `per_transformer` overrides for `transformer` applied (and validated again)."""
+    unknown = sorted(set(getattr(config, "per_transformer", {})) - set(known))
+    if unknown:
+        raise ValueError(f"`per_transformer` names {unknown}, but this pipeline's transformers are {known}.")
+    overrides = getattr(config, "per_transformer", {}).get(transformer, {})
+    return dataclasses.replace(config, **overrides, per_transformer={}) if overrides else config
+
+
+def build_engine(
+    config,
+    blocks,
+    stats: CacheStats,
+    name: str,
+    list_starts: tuple[int, ...] = (0,),
+    *,
+    taylorseer: TaylorSeerConfig | None = None,
+    scm: StepMaskConfig | None = None,
+    cfg: CFGCacheConfig | None = None,
+):
     """The engine for `config` over `blocks` (``[(module, pattern), ...]``) of the transformer called `name`."""
     try:
         engine_cls = ENGINES[type(config)]
     except KeyError:
         allowed = ", ".join(cls.__name__ for cls in (NoCacheConfig, *ENGINES))
         raise TypeError(f"Unsupported cache config {type(config).__name__}; expected one of: {allowed}.") from None
-    return engine_cls(config, blocks, stats, name)
+    check_combination(config, taylorseer)
+    extra = {"taylorseer": taylorseer} if engine_cls is DBCacheEngine else {}
+    return engine_cls(config, blocks, stats, name, list_starts, scm=scm, cfg=cfg, **extra)

@@ -17,8 +17,9 @@ PERCENTILES = {"min": 0, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
 @dataclass
 class StepRecord:
     step: int
-    computed: bool
-    diff: float | None  # relative L1 change of the first-Fn residual; None when there was no reference yet
+    computed: bool  # True when the step skipped no block
+    diff: float | None  # the change that decided (DBCache: first-Fn residual; DBPrune: mean block input change)
+    skipped_blocks: int = 0
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:
@@ -38,12 +39,17 @@ class CacheStats:
         self.blocks_total = 0
         self.blocks_skipped = 0
 
-    def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> None:
-        self.steps[branch].append(StepRecord(step, computed, diff))
+    def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> StepRecord:
+        record = StepRecord(step, computed, diff)
+        self.steps[branch].append(record)
+        return record
 
-    def record_block(self, skipped: bool) -> None:
+    def record_block(self, branch: str, skipped: bool) -> None:
+        """Count one block call; a skipped one is charged to the branch's latest step."""
         self.blocks_total += 1
-        self.blocks_skipped += int(skipped)
+        if skipped:
+            self.blocks_skipped += 1
+            self.steps[branch][-1].skipped_blocks += 1
 
     def summary(self) -> dict:
         """A JSON-ready summary: cached steps, skipped block share, diff percentiles, per-branch decisions."""
@@ -64,6 +70,8 @@ class CacheStats:
                     "decisions": "".join("C" if r.computed else "c" for r in branch),
                     "cached_steps": sum(not r.computed for r in branch),
                     "diffs": [r.diff for r in branch],
+                    "skipped_blocks": [r.skipped_blocks for r in branch],
+                    "diff_percentiles": _percentiles([r.diff for r in branch if r.diff is not None]),
                 }
                 for name, branch in self.steps.items()
             },

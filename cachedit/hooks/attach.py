@@ -8,6 +8,14 @@ from ._diffusers import HookRegistry, ModelHook
 
 _CACHE_ROOT_HOOK = "cachedit_root"
 _CACHE_BLOCK_HOOK = "cachedit_block"
+_PREFIX = "cachedit"
+
+
+def _names(stack: str | None) -> tuple[str, str]:
+    """Hook names of one engine: several engines (one per stack) may sit on the same transformer."""
+    if stack is None:
+        return _CACHE_ROOT_HOOK, _CACHE_BLOCK_HOOK
+    return f"{_CACHE_ROOT_HOOK}:{stack}", f"{_CACHE_BLOCK_HOOK}:{stack}"
 
 
 class CacheRootHook(ModelHook):
@@ -21,13 +29,23 @@ class CacheRootHook(ModelHook):
         self.states = engine.states  # an attribute, so diffusers' `cache_context(...)` sets the branch on it
 
     def pre_forward(self, module, *args, **kwargs):
-        hidden_states = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-        self.engine.begin_step(hidden_states)
+        self.engine.begin_step(_latent_input(args, kwargs))
         return args, kwargs
 
     def reset_state(self, module):
         self.engine.reset()
         return module
+
+
+def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The transformer's latent input: ``hidden_states`` (or ``x``, ``visual_embed``), else the first argument. Z-Image
+    takes a list of latents (one per image): its first tensor stands for the batch."""
+    value = next((kwargs[k] for k in ("hidden_states", "x", "visual_embed", "latents") if k in kwargs), None)
+    if value is None:
+        value = args[0] if args else next(v for v in kwargs.values() if isinstance(v, (torch.Tensor, list, tuple)))
+    while isinstance(value, (list, tuple)):
+        value = value[0]
+    return value
 
 
 class CacheBlockHook(ModelHook):
@@ -42,23 +60,32 @@ class CacheBlockHook(ModelHook):
         return self.engine.run_block(self.index, self.fn_ref.original_forward, args, kwargs)
 
 
-def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], engine) -> None:
-    HookRegistry.check_if_exists_or_initialize(transformer).register_hook(CacheRootHook(engine), _CACHE_ROOT_HOOK)
+def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], engine, stack: str | None = None) -> None:
+    """Hook `engine` onto `transformer` and its `blocks`; `stack` makes the hook names unique per engine."""
+    root_name, block_name = _names(stack)
+    registry = HookRegistry.check_if_exists_or_initialize(transformer)
+    if root_name in registry.hooks:
+        raise RuntimeError(f"{type(transformer).__name__} already has a cache hook `{root_name}`.")
+    registry.register_hook(CacheRootHook(engine), root_name)
     for index, block in enumerate(blocks):
-        HookRegistry.check_if_exists_or_initialize(block).register_hook(CacheBlockHook(engine, index), _CACHE_BLOCK_HOOK)
-    HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+        HookRegistry.check_if_exists_or_initialize(block).register_hook(CacheBlockHook(engine, index), block_name)
+    registry.invalidate_child_registries_cache()
 
 
 def detach_engine(transformer: torch.nn.Module) -> None:
-    registry = HookRegistry.check_if_exists_or_initialize(transformer)
-    registry.remove_hook(_CACHE_ROOT_HOOK, recurse=False)
-    registry.remove_hook(_CACHE_BLOCK_HOOK, recurse=True)
-    registry.invalidate_child_registries_cache()
+    """Remove every cache hook (of every engine) from `transformer` and its submodules."""
+    for module in transformer.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is None:
+            continue
+        for name in [n for n in registry.hooks if n.startswith(_PREFIX)]:
+            registry.remove_hook(name, recurse=False)
+    HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
 
 
 def has_cache_hooks(transformer: torch.nn.Module) -> bool:
     return any(
-        _CACHE_BLOCK_HOOK in m._diffusers_hook.hooks or _CACHE_ROOT_HOOK in m._diffusers_hook.hooks
+        any(name.startswith(_PREFIX) for name in m._diffusers_hook.hooks)
         for m in transformer.modules()
         if hasattr(m, "_diffusers_hook")
     )

@@ -5,7 +5,10 @@ Per transformer call (one denoising step of one guidance branch):
 - blocks ``[0, Fn)`` always compute; their residual (output - input of the span) is compared with the residual of
   the last step that computed the middle, which decides whether the middle is skipped;
 - blocks ``[Fn, L - Bn)`` (the middle) either compute, refreshing the cached middle residual, or are skipped: the
-  first ones pass their input through and the last one returns ``input + cached residual``;
+  first ones pass their input through and the last one returns ``input + cached residual`` (or, with TaylorSeer,
+  the forecast of the residual or of the output). The middle is cut into segments at block-list boundaries, each
+  with its own residual, because transformers may transform the streams between lists (FLUX.2 and Chroma
+  concatenate text and image tokens there): a residual never spans such a transformation;
 - blocks ``[L - Bn, L)`` always compute (or, outside ``Bn_compute_blocks_ids``, reuse their own residual while the
   change stays below ``non_compute_blocks_diff_threshold``).
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from ..adapters.patterns import HIDDEN, ForwardPattern, StreamReader
-from ..configs import DBCacheConfig
-from ..stats import CacheStats
-from ._diffusers import BaseState, BranchStates
+from ..adapters.patterns import ENCODER, HIDDEN
+from ..configs import DBCacheConfig, TaylorSeerCacheType, TaylorSeerConfig
+from ._diffusers import BaseState
+from .engine import StackEngine
+from .step_mask import COMPUTE, REUSE
+from .taylorseer import TaylorSeerState
 
 Streams = dict[str, torch.Tensor]
 
@@ -29,11 +34,11 @@ def relative_l1(current: torch.Tensor, reference: torch.Tensor) -> float:
     return ((current - reference).abs().mean() / reference.abs().mean().clamp_min(1e-12)).item()
 
 
-def _add(a: Streams, b: Streams) -> Streams:
+def add_streams(a: Streams, b: Streams) -> Streams:
     return {s: a[s] + b[s] for s in b}
 
 
-def _sub(a: Streams, b: Streams) -> Streams:
+def sub_streams(a: Streams, b: Streams) -> Streams:
     return {s: a[s] - b[s] for s in a}
 
 
@@ -50,55 +55,38 @@ class DBCacheState(BaseState):
         self.diff: float | None = None
         self.cached_steps = 0
         self.continuous_cached_steps = 0
-        self.span_input: Streams | None = None
+        self.span_inputs: dict[int, torch.Tensor] = {}  # hidden input at block 0 and at list starts in the head
         self.head_residual: torch.Tensor | None = None  # first-Fn residual at the last computed step
-        self.middle_input: Streams | None = None
-        self.middle_residual: Streams | None = None
+        self.segment_inputs: dict[int, Streams] = {}  # per middle segment, at the last computed step
+        self.segment_residuals: dict[int, Streams] = {}
         self.tail_residuals: dict[int, Streams] = {}
+        self.forecasters: dict[tuple[int, str], TaylorSeerState] = {}  # (segment, stream)
 
     def invalidate(self) -> None:
         """Drop cached tensors (a shape or dtype change): the next step computes everything."""
         self.head_residual = None
-        self.middle_residual = None
+        self.segment_residuals = {}
         self.tail_residuals = {}
+        self.forecasters = {}
 
 
-class DBCacheEngine:
-    """The DBCache decision and bookkeeping for one transformer; hooks call `begin_step` and `run_block`."""
+class DBCacheEngine(StackEngine):
+    """The DBCache decision and bookkeeping for one transformer."""
 
-    def __init__(
-        self,
-        config: DBCacheConfig,
-        blocks: list[tuple[torch.nn.Module, ForwardPattern]],
-        stats: CacheStats,
-        name: str = "transformer",
-    ) -> None:
-        config.check_block_count(len(blocks), f"`{name}`")
-        self.config = config
-        self.stats = stats
-        self.name = name
-        self.patterns = [pattern for _, pattern in blocks]
-        self.readers = [StreamReader(block, pattern.outputs) for block, pattern in blocks]
-        self.middle = range(config.Fn, len(blocks) - config.Bn)
-        tail = range(len(blocks) - config.Bn, len(blocks))
+    state_cls = DBCacheState
+
+    def __init__(self, config: DBCacheConfig, blocks, stats, name="transformer", list_starts=(0,), *, taylorseer: TaylorSeerConfig | None = None, **kwargs) -> None:
+        super().__init__(config, blocks, stats, name, list_starts, **kwargs)
+        self.middle = range(config.Fn, self.num_blocks - config.Bn)
+        cuts = sorted({self.middle.start, self.middle.stop, *(s for s in list_starts if s in self.middle)})
+        self.segments = [range(a, b) for a, b in zip(cuts, cuts[1:])]
+        self.segment_starts = {seg.start: i for i, seg in enumerate(self.segments)}
+        self.segment_ends = {seg[-1]: i for i, seg in enumerate(self.segments)}
+        self.head_starts = [s for s in list_starts if s < config.Fn] or [0]
+        tail = range(self.num_blocks - config.Bn, self.num_blocks)
         always = config.Bn_compute_blocks_ids
         self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
-        self.states = BranchStates(DBCacheState)
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def reset(self) -> None:
-        self.states.reset()
-
-    def begin_step(self, hidden_states: torch.Tensor) -> None:
-        """Called before each transformer forward: one step of the current branch begins."""
-        state = self.states.get_state()
-        state.step += 1
-        state.skip = False
-        signature = (tuple(hidden_states.shape), hidden_states.dtype, hidden_states.device)
-        if state.signature is not None and signature != state.signature:
-            state.invalidate()  # recompute, never broadcast a residual of another shape
-        state.signature = signature
+        self.taylorseer = taylorseer if taylorseer is not None and taylorseer.order > 0 else None
 
     # ---------------------------------------------------------------- per block
 
@@ -106,29 +94,65 @@ class DBCacheEngine:
         state = self.states.get_state()
         pattern = self.patterns[index]
         inputs = self.readers[index](args, kwargs)
-        if index == 0:
-            state.span_input = inputs
+        if index in self.head_starts:
+            state.span_inputs[index] = inputs[HIDDEN]
 
         if state.skip and index in self.middle:
-            self.stats.record_block(skipped=True)
-            last = index == self.middle[-1]
-            return pattern.pack(_add(inputs, state.middle_residual) if last else inputs)
+            self.stats.record_block(self.branch, skipped=True)
+            segment = self.segment_ends.get(index)
+            return pattern.pack(self._estimate(state, segment, inputs) if segment is not None else inputs)
         if state.skip and index in self.optional_tail and self._reuse_tail(state, index):
-            self.stats.record_block(skipped=True)
-            return pattern.pack(_add(inputs, state.tail_residuals[index]))
+            self.stats.record_block(self.branch, skipped=True)
+            return pattern.pack(add_streams(inputs, state.tail_residuals[index]))
 
         output = forward(*args, **kwargs)
-        self.stats.record_block(skipped=False)
+        self.stats.record_block(self.branch, skipped=False)
         outputs = pattern.unpack(output)
-        if index == self.middle[0]:
-            state.middle_input = inputs
-        if index == self.middle[-1]:
-            state.middle_residual = _sub(outputs, state.middle_input)
+        if index in self.segment_starts:
+            state.segment_inputs[self.segment_starts[index]] = inputs
+        if index in self.segment_ends:
+            segment = self.segment_ends[index]
+            state.segment_residuals[segment] = sub_streams(outputs, state.segment_inputs[segment])
+            self._update_forecast(state, segment, outputs)
         if index in self.optional_tail:
-            state.tail_residuals[index] = _sub(outputs, inputs)
+            state.tail_residuals[index] = sub_streams(outputs, inputs)
         if index == self.config.Fn - 1:
-            self._decide(state, outputs[HIDDEN] - state.span_input[HIDDEN])
+            self._decide(state, self._head_residual(state, outputs[HIDDEN]))
         return output
+
+    def _head_residual(self, state: DBCacheState, head_output: torch.Tensor) -> torch.Tensor:
+        """Output of block Fn-1 minus the stack input, or minus its own list's input where a transformation
+        between lists changed the shape."""
+        start = state.span_inputs[0]
+        if start.shape != head_output.shape:
+            start = state.span_inputs[self.head_starts[-1]]
+        return head_output - start
+
+    # ---------------------------------------------------------------- estimate of a skipped middle
+
+    def _forecast_streams(self, residual: Streams) -> list[str]:
+        if self.taylorseer is None:
+            return []
+        return [s for s in residual if s == HIDDEN or (s == ENCODER and self.taylorseer.encoder)]
+
+    def _update_forecast(self, state: DBCacheState, segment: int, outputs: Streams) -> None:
+        residual = state.segment_residuals[segment]
+        by_residual = self.taylorseer is not None and self.taylorseer.cache_type == TaylorSeerCacheType.residual
+        for stream in self._forecast_streams(residual):
+            key = (segment, stream)
+            if key not in state.forecasters:
+                state.forecasters[key] = TaylorSeerState(self.taylorseer.order)
+            state.forecasters[key].update(state.step, residual[stream] if by_residual else outputs[stream])
+
+    def _estimate(self, state: DBCacheState, segment: int, inputs: Streams) -> Streams:
+        """A skipped segment's output: its input + cached residual, or TaylorSeer's forecast."""
+        residual = state.segment_residuals[segment]
+        estimate = add_streams(inputs, residual)
+        by_residual = self.taylorseer is not None and self.taylorseer.cache_type == TaylorSeerCacheType.residual
+        for stream in self._forecast_streams(residual):
+            forecast = state.forecasters[(segment, stream)].predict(state.step)
+            estimate[stream] = inputs[stream] + forecast if by_residual else forecast
+        return estimate
 
     # ---------------------------------------------------------------- decisions
 
@@ -137,26 +161,34 @@ class DBCacheEngine:
         reference = state.head_residual
         comparable = reference is not None and reference.shape == head_residual.shape
         state.diff = relative_l1(head_residual, reference) if comparable else None
-        state.skip = self._may_skip(state)
+        has_cache = comparable and len(state.segment_residuals) == len(self.segments)
+        rule = self.step_rule(state.step)
+        if rule == COMPUTE or not has_cache:
+            state.skip = False
+        elif self.follows_leader:
+            state.skip = self.leader_decision(state.step)
+        elif rule == REUSE:
+            state.skip = True
+        else:
+            state.skip = self._may_skip(state)
+        self.share_decision(state.step, state.skip)
         if state.skip:
             state.cached_steps += 1
             state.continuous_cached_steps += 1
         else:
             state.head_residual = head_residual
             state.continuous_cached_steps = 0
-        branch = f"{self.name}/{self.states.branch}"
-        self.stats.record_step(branch, state.step, computed=not state.skip, diff=state.diff)
+        self.stats.record_step(self.branch, state.step, computed=not state.skip, diff=state.diff)
 
     def _may_skip(self, state: DBCacheState) -> bool:
         c = self.config
         return (
-            state.diff is not None
-            and state.middle_residual is not None
-            and state.step >= c.max_warmup_steps
+            state.step >= c.max_warmup_steps
             and (c.max_cached_steps < 0 or state.cached_steps < c.max_cached_steps)
             and (c.max_continuous_cached_steps < 0 or state.continuous_cached_steps < c.max_continuous_cached_steps)
             and state.diff < c.residual_diff_threshold
         )
 
     def _reuse_tail(self, state: DBCacheState, index: int) -> bool:
+        # A skipping step always has a diff: skipping needs a comparable reference.
         return index in state.tail_residuals and state.diff <= self.config.non_compute_blocks_diff_threshold

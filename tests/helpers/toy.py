@@ -37,12 +37,16 @@ class ToyPipeline:
         self.transformer = ToyTransformer(num_blocks)
 
     @torch.no_grad()
-    def __call__(self, inputs: list[torch.Tensor], branches: tuple[str, ...] = ("cond",)) -> list[torch.Tensor]:
+    def __call__(
+        self, inputs: list[torch.Tensor], branches: tuple[str, ...] = ("cond",), on_step_end=None, num_inference_steps=None
+    ) -> list[torch.Tensor]:
         outputs = []
-        for x in inputs:
+        for step, x in enumerate(inputs):
             for branch in branches:
                 with self.transformer.cache_context(branch):
                     outputs.append(self.transformer(x))
+            if on_step_end is not None:
+                on_step_end(step)
         return outputs
 
 

@@ -1,0 +1,93 @@
+"""What every cache engine shares: the block stack, per-branch state, the step mask and branch routing.
+
+Hooks call `begin_step` before each transformer forward and `run_block` for each block; the pipeline-call
+wrapper calls `begin_call` first, so every call starts from empty state.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..adapters.patterns import ForwardPattern, StreamReader
+from ..configs import CFGCacheConfig, StepMaskConfig, StepMaskName
+from ..stats import CacheStats
+from ._diffusers import BranchStates
+from .step_mask import DECIDE, StepMask
+
+
+class StackEngine:
+    """Base of the cache engines; subclasses set `state_cls` and implement `run_block`."""
+
+    state_cls: type
+
+    def __init__(
+        self,
+        config,
+        blocks: list[tuple[torch.nn.Module, ForwardPattern]],
+        stats: CacheStats,
+        name: str = "transformer",
+        list_starts: tuple[int, ...] = (0,),
+        scm: StepMaskConfig | None = None,
+        cfg: CFGCacheConfig | None = None,
+    ) -> None:
+        config.check_block_count(len(blocks), f"`{name}`")
+        self.config = config
+        self.stats = stats
+        self.name = name
+        self.num_blocks = len(blocks)
+        self.patterns = [pattern for _, pattern in blocks]
+        self.list_starts = list_starts  # stack index where each block list begins
+        self.readers = [StreamReader(block, pattern) for block, pattern in blocks]
+        self.mask = StepMask(scm) if scm is not None and scm.mask != StepMaskName.none else None
+        self.cfg = cfg if cfg is not None else CFGCacheConfig()
+        self.states = BranchStates(self.state_cls, separate=self.cfg.enable_separate_cfg)
+        self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def reset(self) -> None:
+        self.states.reset()
+        self.leader_decisions = {}
+
+    def begin_call(self, num_inference_steps: int | None) -> None:
+        self.reset()
+        if self.mask is not None:
+            self.mask.begin_call(num_inference_steps)
+
+    def begin_step(self, hidden_states: torch.Tensor) -> None:
+        """Called before each transformer forward: one step of the current branch begins."""
+        state = self.states.get_state()
+        state.step += 1
+        state.skip = False
+        signature = (tuple(hidden_states.shape), hidden_states.dtype, hidden_states.device)
+        if state.signature is not None and signature != state.signature:
+            state.invalidate()  # recompute, never broadcast a cached tensor of another shape
+        state.signature = signature
+
+    # ---------------------------------------------------------------- helpers for subclasses
+
+    @property
+    def branch(self) -> str:
+        """Stats key of the current branch, e.g. ``transformer/cond``."""
+        return f"{self.name}/{self.states.branch}"
+
+    def step_rule(self, step: int) -> str:
+        return self.mask.rule(step) if self.mask is not None else DECIDE
+
+    @property
+    def follows_leader(self) -> bool:
+        """True for the second guidance branch when it reuses the first branch's decisions."""
+        return not self.cfg.cfg_diff_compute_separate and self.states.branch != self.cfg.leader
+
+    def leader_decision(self, step: int) -> bool:
+        if step not in self.leader_decisions:
+            raise RuntimeError(
+                f"`cfg.cfg_diff_compute_separate=false`: branch `{self.states.branch}` reached step {step} before "
+                f"the leading branch `{self.cfg.leader}` decided it. Set `cfg.cfg_compute_first` to match the order "
+                f"in which this pipeline calls its branches."
+            )
+        return self.leader_decisions[step]
+
+    def share_decision(self, step: int, skipped: bool) -> None:
+        if not self.cfg.cfg_diff_compute_separate and self.states.branch == self.cfg.leader:
+            self.leader_decisions[step] = skipped

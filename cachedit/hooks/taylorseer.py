@@ -1,0 +1,49 @@
+"""TaylorSeer forecasting of a skipped span (https://arxiv.org/abs/2503.06923), as pure tensor maths.
+
+From the features F (residual or hidden states) of the last ``order + 1`` computed steps, forecast F at a later
+step. We use Newton's divided differences over the actual computed step indices: at order 1 this is exactly
+DESIGN §3's ``F + ΔF · k / N`` (k steps after the last computed step, N the gap between the last two); at
+higher orders it replaces the truncated Taylor series ``Σ Δⁱ F kⁱ / (i! Nⁱ)`` with the interpolating polynomial,
+which is exact for features that are polynomials of degree <= order (the Taylor form is not, beyond order 1)
+and stays exact when the computed steps are unevenly spaced, as they are under caching.
+
+Memory: ``order + 1`` tensors per stream (the divided-difference diagonal), like TaylorSeer's derivatives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class TaylorSeerState:
+    """Forecaster for one feature stream of one guidance branch; `reset()` restores what `__init__` set."""
+
+    def __init__(self, order: int) -> None:
+        self.order = order
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps: list[int] = []  # computed steps, newest first
+        self.coefficients: list[torch.Tensor] = []  # f[t0], f[t0,t1], f[t0,t1,t2], ...
+
+    @torch.compiler.disable
+    def update(self, step: int, feature: torch.Tensor) -> None:
+        """Add the feature computed at `step` (a newer step than the previous update)."""
+        if self.steps and feature.shape != self.coefficients[0].shape:
+            self.reset()  # a resolution or batch change: older features describe another tensor
+        coefficients = [feature]
+        for j, older in enumerate(self.coefficients[: self.order]):
+            coefficients.append((coefficients[j] - older) / (step - self.steps[j]))
+        self.coefficients = coefficients
+        self.steps = [step, *self.steps][: self.order + 1]
+
+    @torch.compiler.disable
+    def predict(self, step: int) -> torch.Tensor:
+        """The forecast at `step`; with a single computed step it is that step's feature unchanged."""
+        if not self.coefficients:
+            raise RuntimeError("TaylorSeer has no computed step to forecast from.")
+        forecast, basis = self.coefficients[0], 1.0
+        for j in range(1, len(self.coefficients)):
+            basis = basis * (step - self.steps[j - 1])
+            forecast = forecast + self.coefficients[j] * basis
+        return forecast

@@ -1,0 +1,56 @@
+"""TaylorSeer forecasting maths on tiny tensors."""
+
+import pytest
+import torch
+
+from cachedit.hooks.taylorseer import TaylorSeerState
+
+
+def feed(order: int, points: dict[int, float]) -> TaylorSeerState:
+    state = TaylorSeerState(order)
+    for step, value in points.items():
+        state.update(step, torch.full((1, 2, 3), float(value)))
+    return state
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_exact_for_polynomials_of_degree_up_to_order(order):
+    poly = {1: lambda t: 3 - 2 * t, 2: lambda t: 1 + t - 0.5 * t**2, 3: lambda t: t**3 - 4 * t}[order]
+    computed = [0, 2, 3, 6, 7]  # uneven gaps, as caching leaves them
+    state = feed(order, {t: poly(t) for t in computed})
+    for later in (8, 9, 12):
+        torch.testing.assert_close(state.predict(later), torch.full((1, 2, 3), float(poly(later))))
+
+
+def test_order_1_is_last_value_plus_difference_times_k_over_n():
+    # F = 5 at step 4, 3 at step 2 (N = 2): at step 7 (k = 3), 5 + (5 - 3) * 3 / 2 = 8.
+    state = feed(1, {2: 3.0, 4: 5.0})
+    torch.testing.assert_close(state.predict(7), torch.full((1, 2, 3), 8.0))
+
+
+def test_order_2_hand_computed():
+    # values 1, 2, 5 at steps 0, 1, 2 lie on t^2 + 1, so step 3 forecasts 10.
+    state = feed(2, {0: 1.0, 1: 2.0, 2: 5.0})
+    torch.testing.assert_close(state.predict(3), torch.full((1, 2, 3), 10.0))
+    # not a polynomial: 1, 4, 2 at steps 0, 1, 2 -> f[2,1] = -2, f[1,0] = 3, f[2,1,0] = -2.5
+    # P(4) = 2 + (-2)(4 - 2) + (-2.5)(4 - 2)(4 - 1) = -17
+    state = feed(2, {0: 1.0, 1: 4.0, 2: 2.0})
+    torch.testing.assert_close(state.predict(4), torch.full((1, 2, 3), -17.0))
+
+
+def test_keeps_only_order_plus_one_points():
+    state = feed(2, {0: 9.0, 1: 9.0, 2: 1.0, 3: 2.0, 4: 5.0})  # the last three lie on a line-free quadratic
+    assert state.steps == [4, 3, 2] and len(state.coefficients) == 3
+
+
+def test_single_point_forecasts_the_point_and_empty_state_raises():
+    state = feed(2, {5: 7.0})
+    torch.testing.assert_close(state.predict(9), torch.full((1, 2, 3), 7.0))
+    with pytest.raises(RuntimeError, match="no computed step"):
+        TaylorSeerState(1).predict(0)
+
+
+def test_a_shape_change_restarts_the_history():
+    state = feed(1, {0: 1.0, 1: 2.0})
+    state.update(2, torch.ones(2, 2, 3))
+    assert state.steps == [2] and state.predict(3).shape == (2, 2, 3)
