@@ -99,7 +99,7 @@ def check_model(model: ModelConfig) -> dict[str, int]:
                 transformers[attr] = cls.from_config(config)
         pipeline_class = family.pipeline_class
     stand_in = type(pipeline_class, (), dict(transformers))()  # an object the adapter registry can resolve
-    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters_for(stand_in)}
+    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters_for(stand_in) if a.present(stand_in)}
 
 
 def load_pipeline(model: ModelConfig):

@@ -23,44 +23,66 @@ class ForwardPattern:
     Args:
         name (`str`): short name used in errors and reports.
         outputs (`tuple[str, ...]`): the streams the block returns, in return order. A single stream is returned
-            as a bare tensor, several as a tuple. Every output stream must also be an input argument of the block.
+            as a bare tensor, several as a tuple. Every output stream must also be an input argument of the block,
+            under its own name or one of its aliases (`STREAM_ALIASES`: ``x``/``img`` for ``hidden_states``,
+            ``txt``/``context`` for ``encoder_hidden_states``).
     """
 
     name: str
     outputs: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        if HIDDEN not in self.outputs:
+            raise ValueError(f"Forward pattern `{self.name}` must return `{HIDDEN}` (the change signal is read there).")
+
     def check(self, block: torch.nn.Module) -> None:
         """Raise if `block.forward` does not take every stream this pattern returns."""
         params = inspect.signature(block.forward).parameters
-        missing = [s for s in self.outputs if s not in params]
+        missing = [s for s in self.outputs if stream_param(s, params) is None]
         if missing:
             raise ValueError(
-                f"{type(block).__name__}.forward{inspect.signature(block.forward)} does not take {missing}, so it "
-                f"does not fit forward pattern `{self.name}` (returns {list(self.outputs)})."
+                f"{type(block).__name__}.forward{inspect.signature(block.forward)} does not take {missing} (nor an "
+                f"alias: {[STREAM_ALIASES[s] for s in missing]}), so it does not fit forward pattern `{self.name}` "
+                f"(returns {list(self.outputs)})."
             )
 
     def pack(self, streams: dict[str, torch.Tensor]):
-        """Build a block's return value from its streams."""
+        """Build a block's return value from its streams (a stream the block did not return stays None)."""
         if len(self.outputs) == 1:
             return streams[self.outputs[0]]
-        return tuple(streams[s] for s in self.outputs)
+        return tuple(streams.get(s) for s in self.outputs)
 
     def unpack(self, output) -> dict[str, torch.Tensor]:
-        """Read the streams out of a block's return value."""
+        """Read the streams out of a block's return value. A None stream is left out: the last SD3 block returns
+        ``(None, hidden_states)`` because nothing reads the text stream after it."""
         if len(self.outputs) == 1:
             return {self.outputs[0]: output[0] if isinstance(output, tuple) else output}
-        return dict(zip(self.outputs, output))
+        return {s: value for s, value in zip(self.outputs, output) if value is not None}
+
+
+# The parameter names a block may give a stream, in order of preference (diffusers blocks mostly use the stream
+# name itself; ERNIE-Image, Z-Image, Stable Audio 3 call the latent stream `x`, PRX and JoyImage `img`/`txt`).
+STREAM_ALIASES = {
+    HIDDEN: (HIDDEN, "x", "img", "latents", "hidden", "visual_embed"),
+    ENCODER: (ENCODER, "txt", "context", "encoder_states"),
+}
+
+
+def stream_param(stream: str, params) -> str | None:
+    """The parameter of a block's ``forward`` (names `params`) that carries `stream`, or None."""
+    return next((name for name in STREAM_ALIASES.get(stream, (stream,)) if name in params), None)
 
 
 class StreamReader:
     """Reads a block's input streams from ``(args, kwargs)``; positions are resolved once per block."""
 
-    def __init__(self, block: torch.nn.Module, streams: tuple[str, ...]):
+    def __init__(self, block: torch.nn.Module, streams: "ForwardPattern | tuple[str, ...]"):
+        streams = streams.outputs if isinstance(streams, ForwardPattern) else streams
         names = list(inspect.signature(block.forward).parameters)
-        self._positions = {s: names.index(s) for s in streams}
+        self._params = {s: (stream_param(s, names), names.index(stream_param(s, names))) for s in streams}
 
     def __call__(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
-        return {s: kwargs[s] if s in kwargs else args[pos] for s, pos in self._positions.items()}
+        return {s: kwargs[p] if p in kwargs else args[pos] for s, (p, pos) in self._params.items()}
 
 
 # Dual-stream blocks that return (encoder, hidden): FLUX (both block lists), HunyuanVideo, ...
@@ -69,3 +91,5 @@ ENCODER_HIDDEN_OUT = ForwardPattern("encoder_hidden_out", (ENCODER, HIDDEN))
 HIDDEN_ENCODER_OUT = ForwardPattern("hidden_encoder_out", (HIDDEN, ENCODER))
 # Single-stream blocks (text, if any, enters through cross-attention): DiT, PixArt, Sana, ...
 HIDDEN_OUT = ForwardPattern("hidden_out", (HIDDEN,))
+
+PATTERNS = {p.name: p for p in (ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT)}

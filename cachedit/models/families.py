@@ -121,9 +121,13 @@ def _tiny_dit_load(path, dtype):
 
 
 def _tiny_dit_quality(images, inputs: dict) -> dict:
+    """Digit accuracy, and with 100+ images the Fréchet distance to the held-out real digits."""
     from . import digits
 
-    return {"accuracy": digits.accuracy(images[..., 0], inputs["class_labels"])}
+    quality = {"accuracy": digits.accuracy(images[..., 0], inputs["class_labels"])}
+    if len(images) >= 100:  # fewer samples make the covariance estimate meaningless
+        quality["frechet"] = digits.frechet_distance(images[..., 0], digits.load_split("test")[0])
+    return quality
 
 
 def _tiny_dit_rows(inputs: dict) -> list[str]:
@@ -148,6 +152,26 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
+
+
+def _register_dit_families() -> None:
+    """The DiT families of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...), each with its offline replica."""
+    from functools import partial
+
+    from . import dit_families
+
+    for spec in dit_families.SPECS:
+        if spec.name not in FAMILIES:
+            FAMILIES[spec.name] = Family(
+                spec.name,
+                spec.pipeline_class,
+                partial(dit_families.build_replica, spec),
+                spec.transformer,
+                partial(dit_families.inputs, spec),
+            )
+
+
+_register_dit_families()
 
 
 def get_family(name: str) -> Family:

@@ -1,0 +1,322 @@
+"""Every registered DiT family on its offline replica, plus BlockAdapter on custom transformers.
+
+Per family: the pipeline runs end to end with caching enabled; threshold 0 reproduces the uncached output bit for
+bit; a high threshold caches a measured, non-zero number of steps and skips blocks; disable restores the original.
+"""
+
+from __future__ import annotations
+
+import diffusers
+import pytest
+import torch
+from diffusers.models.cache_utils import CacheMixin
+
+import cachedit
+from cachedit import BlockAdapter, DBCacheConfig
+from cachedit.adapters import registry
+from cachedit.adapters.block_adapter import discover_block_lists
+from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
+from cachedit.configs import ModelConfig, ModelSource
+from cachedit.models import dit_families
+from cachedit.models.families import FAMILIES, get_family
+from cachedit.pipelines import load_pipeline
+
+STEPS = 6
+# Random weights change a lot from step to step (DESIGN §4): "caches something" needs a threshold above every diff.
+HIGH = dict(Fn=1, Bn=0, residual_diff_threshold=2.0, max_warmup_steps=1)
+EXACT = dict(Fn=1, Bn=0, residual_diff_threshold=0.0, max_warmup_steps=0)
+# Families the default run skips (see the `slow` marker); empty while the whole sweep stays fast.
+SLOW: set[str] = set()
+
+
+def _families() -> list:
+    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(FAMILIES)]
+
+
+class FamilyReplica:
+    """A family's replica pipeline, its call (seeded, latents where the pipeline can return them) and baseline."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.model = ModelConfig(
+            name=name, source=ModelSource.replica, torch_dtype="float32", num_inference_steps=STEPS, height=64, width=64
+        )
+        self.pipe = load_pipeline(self.model)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.inputs = get_family(name).inputs(self.pipe, self.model)
+        spec = dit_families.SPECS_BY_NAME.get(name)
+        self.output = spec.output if spec is not None else "images"
+        # DiT cannot return latents; the tiny DiT returns its 16x16 images directly.
+        self.output_type = {"dit": "np", "tiny_dit": "pt"}.get(name, "latent")
+        self._baseline = None
+
+    def __call__(self, seed: int = 0) -> torch.Tensor:
+        kwargs = {**self.inputs, "output_type": self.output_type}
+        result = getattr(self.pipe(**kwargs, generator=torch.Generator().manual_seed(seed)), self.output)
+        return torch.as_tensor(result)
+
+    def baseline(self) -> torch.Tensor:
+        if self._baseline is None:
+            self._baseline = self()
+        return self._baseline
+
+
+@pytest.fixture(scope="module")
+def family_replicas():
+    cache: dict[str, FamilyReplica] = {}
+
+    def get(name: str) -> FamilyReplica:
+        if name not in cache:
+            cache[name] = FamilyReplica(name)
+        return cache[name]
+
+    return get
+
+
+def _cached(replica: FamilyReplica, config: DBCacheConfig):
+    cachedit.enable_cache(replica.pipe, config)
+    try:
+        return replica(), cachedit.summary(replica.pipe)
+    finally:
+        cachedit.disable_cache(replica.pipe)
+
+
+@pytest.mark.parametrize("family", _families())
+def test_threshold_zero_reproduces_the_uncached_output_bit_for_bit(family_replicas, family):
+    replica = family_replicas(family)
+    baseline = replica.baseline()
+    output, summary = _cached(replica, DBCacheConfig(**EXACT))
+    assert torch.equal(output, baseline)
+    assert summary["steps"] >= STEPS and summary["cached_steps"] == 0
+    assert summary["blocks_total"] > 0 and summary["blocks_skipped"] == 0
+
+
+@pytest.mark.parametrize("family", _families())
+def test_a_high_threshold_caches_a_measured_number_of_steps(family_replicas, family):
+    replica = family_replicas(family)
+    baseline = replica.baseline()
+    output, summary = _cached(replica, DBCacheConfig(**HIGH))
+    branches = summary["branches"]
+    assert 0 < summary["cached_steps"] == sum(b["cached_steps"] for b in branches.values())
+    assert summary["cached_steps"] <= summary["steps"] - len(branches)  # each branch computes its first step
+    assert summary["blocks_skipped"] > 0
+    assert torch.isfinite(output).all()
+    assert not torch.equal(output, baseline)  # something really was skipped
+
+
+@pytest.mark.parametrize("family", _families())
+def test_disable_restores_the_original_pipeline(family_replicas, family):
+    replica = family_replicas(family)
+    pipe_class = type(replica.pipe)
+    baseline = replica.baseline()
+    cachedit.enable_cache(replica.pipe, DBCacheConfig(**HIGH))
+    replica()
+    cachedit.disable_cache(replica.pipe)
+    assert type(replica.pipe) is pipe_class and not cachedit.is_cache_enabled(replica.pipe)
+    for name in ("transformer", "transformer_2"):
+        module = getattr(replica.pipe, name, None)
+        if isinstance(module, torch.nn.Module):
+            assert not cachedit.hooks.has_cache_hooks(module)
+    assert torch.equal(replica(), baseline)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_pipeline_is_registered(family):
+    assert get_family(family).pipeline_class in cachedit.supported_pipelines()
+
+
+def test_supported_pipelines_are_real_diffusers_classes_grouped_by_family():
+    supported = cachedit.supported_pipelines()
+    assert supported == sorted(supported) and len(supported) > 100
+    missing = [name for name in supported if name != "TinyDiTPipeline" and not hasattr(diffusers, name)]
+    assert missing == []
+    # Variants share their family's adapters.
+    for variant, base in [
+        ("FluxKontextPipeline", "FluxPipeline"),
+        ("FluxFillPipeline", "FluxPipeline"),
+        ("QwenImageEditPipeline", "QwenImagePipeline"),
+        ("StableDiffusion3Img2ImgPipeline", "StableDiffusion3Pipeline"),
+        ("WanImageToVideoPipeline", "WanPipeline"),
+    ]:
+        assert registry.ADAPTERS[variant] is registry.ADAPTERS[base]
+        assert registry.FAMILY_OF[variant] == registry.FAMILY_OF[base]
+
+
+def test_a_non_matching_pipeline_raises_the_promised_error():
+    class MyPipeline:
+        transformer = torch.nn.Linear(2, 2)
+
+    with pytest.raises(ValueError) as error:
+        cachedit.enable_cache(MyPipeline(), DBCacheConfig())
+    message = str(error.value)
+    assert message.startswith("MyPipeline is not a supported pipeline.")
+    assert "FluxPipeline" in message and "WanPipeline" in message and "QwenImagePipeline" in message
+    assert "BlockAdapter(block_lists=" in message and "'auto'" in message
+    assert not cachedit.is_cache_enabled(MyPipeline())
+
+
+# ---------------------------------------------------------------------------------------- custom transformers
+
+
+class DualBlock(torch.nn.Module):
+    """Returns (encoder, hidden) like FLUX; names its streams `img` / `txt` to exercise the aliases."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.img = torch.nn.Linear(dim, dim)
+        self.txt = torch.nn.Linear(dim, dim)
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, temb: torch.Tensor | None = None):
+        mixed = img.mean(1, keepdim=True) + txt.mean(1, keepdim=True)
+        txt = txt + 0.1 * torch.tanh(self.txt(txt + mixed))
+        img = img + 0.1 * torch.tanh(self.img(img + mixed))
+        return txt, img
+
+
+class SingleBlock(torch.nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(dim, dim)
+
+    def forward(self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor, temb=None):
+        hidden_states = hidden_states + 0.1 * torch.tanh(self.linear(hidden_states + encoder_hidden_states.mean(1, keepdim=True)))
+        return encoder_hidden_states, hidden_states
+
+
+class CustomTransformer(torch.nn.Module, CacheMixin):
+    def __init__(self, num_dual: int = 3, num_single: int = 5, dim: int = 8, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.dual_blocks = torch.nn.ModuleList(DualBlock(dim) for _ in range(num_dual))
+        self.single_blocks = torch.nn.ModuleList(SingleBlock(dim) for _ in range(num_single))
+        self.text_refiner = torch.nn.ModuleList([torch.nn.Linear(dim, dim)])  # conditioning: auto-discovery skips it
+
+    def forward(self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        for block in self.dual_blocks:
+            encoder_hidden_states, hidden_states = block(hidden_states, encoder_hidden_states)
+        for block in self.single_blocks:
+            encoder_hidden_states, hidden_states = block(hidden_states, encoder_hidden_states=encoder_hidden_states)
+        return hidden_states
+
+
+class CustomPipeline:
+    """A denoising-like loop over one or two transformers (the second takes the later steps, like Wan 2.2)."""
+
+    def __init__(self, two_transformers: bool = False) -> None:
+        self.transformer = CustomTransformer(seed=0)
+        self.transformer_2 = CustomTransformer(seed=1) if two_transformers else None
+
+    @torch.no_grad()
+    def __call__(self, num_steps: int = 8) -> torch.Tensor:
+        x = torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(0))
+        text = torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(1))
+        for step in range(num_steps):
+            model = self.transformer if self.transformer_2 is None or step < num_steps // 2 else self.transformer_2
+            x = x + 0.01 * model(x, text)
+        return x
+
+
+EXPLICIT = [BlockAdapter(block_lists=(("dual_blocks", ENCODER_HIDDEN_OUT), ("single_blocks", ENCODER_HIDDEN_OUT)))]
+
+
+def _run(pipe, config, adapters, num_steps: int = 8):
+    cachedit.enable_cache(pipe, config, adapters=adapters)
+    try:
+        return pipe(num_steps), cachedit.summary(pipe)
+    finally:
+        cachedit.disable_cache(pipe)
+
+
+def test_block_adapter_on_a_custom_transformer_caches_across_both_lists():
+    pipe = CustomPipeline()
+    baseline = pipe()
+    exact, summary = _run(pipe, DBCacheConfig(**EXACT), EXPLICIT)
+    assert torch.equal(exact, baseline) and summary["cached_steps"] == 0
+    cached, summary = _run(pipe, DBCacheConfig(Fn=2, Bn=1, residual_diff_threshold=1e9, max_warmup_steps=2), EXPLICIT)
+    assert summary["branches"]["transformer/default"]["decisions"] == "CC" + "c" * 6
+    assert summary["blocks_skipped"] == 6 * (8 - 2 - 1)  # the middle spans both lists
+    assert not torch.equal(cached, baseline) and torch.isfinite(cached).all()
+    assert torch.equal(pipe(), baseline)  # disabled again
+
+
+def test_automatic_discovery_finds_the_lists_and_patterns_in_forward_order():
+    found = discover_block_lists(CustomTransformer())
+    assert found == (("dual_blocks", ENCODER_HIDDEN_OUT), ("single_blocks", ENCODER_HIDDEN_OUT))
+    pipe = CustomPipeline()
+    config = DBCacheConfig(Fn=2, Bn=1, residual_diff_threshold=1e9, max_warmup_steps=2)
+    auto, auto_summary = _run(pipe, config, [BlockAdapter(block_lists="auto")])
+    explicit, explicit_summary = _run(pipe, config, EXPLICIT)
+    assert torch.equal(auto, explicit) and auto_summary["branches"] == explicit_summary["branches"]
+
+
+@pytest.mark.parametrize("family", sorted(dit_families.SPECS_BY_NAME))
+def test_automatic_discovery_finds_the_registered_lists_where_no_list_is_left_out(family):
+    """Where the registry caches every latent-stream list, discovery agrees with it (on the meta device)."""
+    from accelerate import init_empty_weights
+
+    spec = dit_families.SPECS_BY_NAME[family]
+    (adapter, *_) = registry.adapters_for(type(spec.pipeline_class, (), {})())
+    with init_empty_weights():
+        transformer = spec.transformer()
+    registered = [attr for attr, *_ in adapter.block_lists]
+    try:
+        discovered = [attr for attr, _ in discover_block_lists(transformer)]
+    except ValueError:
+        discovered = []
+    assert set(registered) <= set(discovered) or family in {"hidream"}  # HiDream's blocks hide their return value
+
+
+def test_per_list_overrides_make_separate_stacks_with_their_own_hooks():
+    pipe = CustomPipeline()
+    baseline = pipe()
+    adapters = [
+        BlockAdapter(
+            block_lists=(
+                ("dual_blocks", ENCODER_HIDDEN_OUT, {"Fn": 1, "Bn": 0}),
+                ("single_blocks", ENCODER_HIDDEN_OUT, {"Fn": 1, "Bn": 1, "max_warmup_steps": 4}),
+            )
+        )
+    ]
+    config = DBCacheConfig(Fn=8, residual_diff_threshold=1e9, max_warmup_steps=2)  # Fn=8 alone would not fit 3 blocks
+    cachedit.enable_cache(pipe, config, adapters=adapters)
+    try:
+        hooks = [name for m in pipe.transformer.modules() if hasattr(m, "_diffusers_hook") for name in m._diffusers_hook.hooks]
+        assert len({h for h in hooks if h.startswith("cachedit_root")}) == 2
+        pipe()
+        branches = cachedit.summary(pipe)["branches"]
+    finally:
+        cachedit.disable_cache(pipe)
+    assert branches["transformer.dual_blocks/default"]["decisions"] == "CC" + "c" * 6
+    assert branches["transformer.single_blocks/default"]["decisions"] == "CCCC" + "c" * 4
+    assert not cachedit.hooks.has_cache_hooks(pipe.transformer)
+    assert torch.equal(pipe(), baseline)
+
+
+def test_two_transformers_get_one_engine_each_and_a_missing_optional_one_is_skipped():
+    two = [
+        BlockAdapter(block_lists="auto", transformer="transformer"),
+        BlockAdapter(block_lists="auto", transformer="transformer_2", optional=True),
+    ]
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=1e9, max_warmup_steps=1)
+    pipe = CustomPipeline(two_transformers=True)
+    baseline = pipe()
+    _, summary = _run(pipe, config, two)
+    assert summary["branches"]["transformer/default"]["decisions"] == "Cccc"
+    assert summary["branches"]["transformer_2/default"]["decisions"] == "Cccc"
+    assert torch.equal(pipe(), baseline)
+
+    single = CustomPipeline(two_transformers=False)  # like a Wan 2.1 checkpoint: transformer_2 is None
+    _, summary = _run(single, config, two)
+    assert list(summary["branches"]) == ["transformer/default"]
+    with pytest.raises(ValueError, match="no transformer module at `transformer_2`"):
+        cachedit.enable_cache(single, config, adapters=[BlockAdapter(block_lists="auto", transformer="transformer_2")])
+    assert not cachedit.is_cache_enabled(single)
+
+
+def test_a_block_that_does_not_take_the_pattern_streams_is_refused_when_the_adapter_is_built():
+    adapters = [BlockAdapter(block_lists=(("dual_blocks", HIDDEN_OUT), ("missing_blocks", HIDDEN_OUT)))]
+    with pytest.raises(ValueError, match="no block list `missing_blocks`"):
+        cachedit.enable_cache(CustomPipeline(), DBCacheConfig(Fn=1), adapters=adapters)
+    bad = [BlockAdapter(block_lists=(("text_refiner", HIDDEN_OUT),))]
+    with pytest.raises(ValueError, match="does not fit forward pattern"):
+        cachedit.enable_cache(CustomPipeline(), DBCacheConfig(Fn=1), adapters=bad)
