@@ -9,20 +9,24 @@ from hydra.core.config_store import ConfigStore
 from .configs import (
     CFGCacheConfig,
     DBCacheConfig,
+    DBPruneConfig,
     ModelConfig,
     NoCacheConfig,
     RunConfig,
     StepMaskConfig,
     TaylorSeerConfig,
+    TuneConfig,
 )
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,
     ("cache", "none"): NoCacheConfig,
     ("cache", "dbcache"): DBCacheConfig,
+    ("cache", "dbprune"): DBPruneConfig,
     ("taylorseer", "taylorseer"): TaylorSeerConfig,
     ("scm", "scm"): StepMaskConfig,
     ("cfg", "cfg"): CFGCacheConfig,
+    ("tune", "tune"): TuneConfig,
 }
 
 

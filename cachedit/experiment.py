@@ -5,10 +5,15 @@ Plain Python (no Hydra): ``run_generation(RunConfig(...), Path("out"))`` does th
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import os
+import socket
 import statistics
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +21,8 @@ import numpy as np
 import torch
 
 from .cache import disable_cache, enable_cache, summary
-from .configs import DBCacheConfig, NoCacheConfig, RunConfig
-from .factory import check_companions
+from .configs import NoCacheConfig, RunConfig, StepMaskName
+from .factory import check_combination, config_for
 from .images import save_grid
 from .metrics import fidelity
 from .models.families import get_family
@@ -41,11 +46,11 @@ class Generation:
 
 def preflight(run: RunConfig) -> dict[str, int]:
     """Everything that can be checked without loading weights; returns the block count per transformer."""
-    check_companions(run.taylorseer, run.scm, run.cfg)
+    check_combination(run.cache, run.taylorseer)
     blocks = check_model(run.model)
-    if isinstance(run.cache, DBCacheConfig):
+    if not isinstance(run.cache, NoCacheConfig):
         for name, count in blocks.items():
-            run.cache.check_block_count(count, f"`{run.model.name}` {name}")
+            config_for(run.cache, name, list(blocks)).check_block_count(count, f"`{run.model.name}` {name}")
     return blocks
 
 
@@ -54,7 +59,8 @@ def _generate(pipe, inputs: dict, seed: int, repeats: int) -> Generation:
     for _ in range(repeats):
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        images = pipe(**inputs, generator=generator).images
+        output = pipe(**inputs, generator=generator)
+        images = output.images if hasattr(output, "images") else output.image  # Kandinsky 5 names it `image`
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
@@ -71,7 +77,7 @@ def _warm_up(pipe, inputs: dict) -> None:
 def _cached_run(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | None]:
     if isinstance(run.cache, NoCacheConfig):
         return _generate(pipe, inputs, run.seed, run.repeats), None
-    enable_cache(pipe, run.cache)
+    enable_cache(pipe, run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg)
     try:  # always removed: sweeps reuse the pipeline in the same process
         return _generate(pipe, inputs, run.seed, run.repeats), dict(summary(pipe))
     finally:
@@ -79,23 +85,39 @@ def _cached_run(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | 
 
 
 def run_name(run: RunConfig) -> str:
-    return run.cache.strify() if isinstance(run.cache, DBCacheConfig) else "NoCache"
+    """E.g. ``DBCache_F8B0_W8_M-1_MC-1_R0.08_T1_SCMfast-dynamic``."""
+    if isinstance(run.cache, NoCacheConfig):
+        return "NoCache"
+    name = run.cache.strify()
+    if run.taylorseer.order > 0:
+        name += f"_T{run.taylorseer.order}"
+    if run.scm.mask != StepMaskName.none:
+        name += f"_SCM{run.scm.mask.value}-{run.scm.policy.value}"
+    return name
 
 
-def run_generation(run: RunConfig, output_dir: Path, config: dict | None = None, overrides: list[str] | None = None) -> dict:
-    """Generate with and (if asked) without the cache; write images and ``stats.json``; return the stats."""
+def run_generation(
+    run: RunConfig,
+    output_dir: Path,
+    config: dict | None = None,
+    overrides: list[str] | None = None,
+    extra: dict | None = None,
+    baseline_dir: Path | None = None,
+) -> dict:
+    """Generate with and (if asked) without the cache; write images and ``stats.json``; return the stats.
+
+    `extra` is merged into the stats (the runner adds the Hydra job number and group choices); `baseline_dir`
+    (a sweep's ``baselines/``) shares the uncached run between the processes of a parallel launcher.
+    """
     blocks = preflight(run)
     family = get_family(run.model.name)
     pipe = load_pipeline(run.model)
     inputs = family.inputs(pipe, run.model)
     _warm_up(pipe, inputs)
 
-    baseline = None
+    baseline, baseline_source = None, None
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
-        key = repr((run.model, run.seed, run.repeats))
-        if key not in _BASELINES:
-            _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats)
-        baseline = _BASELINES[key]
+        baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir)
     result, cache_summary = _cached_run(pipe, run, inputs)
 
     stats = {
@@ -108,6 +130,9 @@ def run_generation(run: RunConfig, output_dir: Path, config: dict | None = None,
         "times_s": result.seconds,
         "cache": cache_summary,
         "config": config,
+        "host": socket.gethostname(),
+        "torch_threads": torch.get_num_threads(),  # parallel launchers split the cores between jobs
+        **(extra or {}),
     }
     if cache_summary is not None:
         stats["ideal_speedup"] = 1 / max(1e-9, 1 - cache_summary["skipped_share"])
@@ -115,6 +140,8 @@ def run_generation(run: RunConfig, output_dir: Path, config: dict | None = None,
         stats["baseline_time_s"] = baseline.median_seconds
         stats["speedup"] = baseline.median_seconds / result.median_seconds
         stats["fidelity"] = fidelity(baseline.images, result.images)
+        stats["baseline_reused"] = baseline_source != "computed"  # computed once per (model, seed, steps, repeats)
+        stats["baseline_source"] = baseline_source  # computed | memory (earlier job, same process) | disk (sweep dir)
     if family.quality is not None:
         stats["quality"] = family.quality(result.images, inputs)
         if baseline is not None:
@@ -127,6 +154,65 @@ def run_generation(run: RunConfig, output_dir: Path, config: dict | None = None,
     (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
     log.info(one_line(stats))
     print(one_line(stats))
+    return stats
+
+
+def _baseline(pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None) -> tuple[Generation, str]:
+    """The uncached run for this model, seed and step count, and where it came from: this process's memo (an
+    earlier job of a serial sweep), `baseline_dir` (a job of a parallel launcher; a file lock makes the first
+    job compute it while the others wait), or computed now. Timings then come from the job that computed it."""
+    key = repr((run.model, run.seed, run.repeats))  # run.model holds the step count, size and guidance
+    if key in _BASELINES:
+        return _BASELINES[key], "memory"
+    if baseline_dir is None:
+        _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats)
+        return _BASELINES[key], "computed"
+    path = Path(baseline_dir) / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path.with_suffix(".lock")):
+        if path.exists():
+            with np.load(path) as data:
+                generation, source = Generation(data["images"], data["seconds"].tolist()), "disk"
+        else:
+            generation, source = _generate(pipe, inputs, run.seed, run.repeats), "computed"
+            np.savez(path.with_suffix(".tmp.npz"), images=generation.images, seconds=np.asarray(generation.seconds))
+            os.replace(path.with_suffix(".tmp.npz"), path)  # readers never see a half-written file
+    _BASELINES[key] = generation
+    return generation, source
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    with open(path, "a+") as handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no POSIX locks (Windows, some network filesystems): first writer wins
+            pass
+        yield
+
+
+def write_failure(
+    error: BaseException, output_dir: Path, config: dict | None = None, overrides: list[str] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Write ``stats.json`` with ``status: failed`` and the error for a job that raised; return those stats."""
+    cache = (config or {}).get("cache") or {}
+    stats = {
+        "status": "failed",
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": traceback.format_exception(type(error), error, error.__traceback__)[-6:],
+        "name": cache.get("name", "unknown"),
+        "model": ((config or {}).get("model") or {}).get("name", "unknown"),
+        "overrides": overrides or [],
+        "config": config,
+        "host": socket.gethostname(),
+        **(extra or {}),
+    }
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
     return stats
 
 

@@ -3,34 +3,56 @@
     python -m runners.generate                                   # embedded tiny DiT, DBCache, baseline alongside
     python -m runners.generate model=flux model.source=replica cache=dbcache cache.Fn=8
     python -m runners.generate --multirun cache.residual_diff_threshold=0.05,0.1,0.2
+    python -m runners.generate sweep=threshold                   # conf/sweep/: threshold, fn_bn_grid, algorithms, tune
 
-Each run writes image.png, baseline.png and stats.json into its Hydra output directory.
+Each run writes image.png, baseline.png and stats.json into its Hydra output directory; a sweep ends with
+summary.csv, summary.md, pareto.png and grid.png (runners/callbacks.py). In a sweep a failing job is recorded
+(``status: failed``) and the others go on; a single run that fails exits non-zero.
 """
 
+import logging
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cachedit.conf_store import register_configs
-from cachedit.experiment import run_generation
+from cachedit.experiment import run_generation, write_failure
+from cachedit.tuning import sweeper_value
 from runners.overrides import check_overrides
 
 register_configs()
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
-def main(config: DictConfig) -> dict:
-    run = OmegaConf.to_object(config)  # typed dataclasses; __post_init__ validates ranges
+def main(config: DictConfig) -> dict | float:
+    """The stats dict; under ``sweep=tune`` the objective as a float (what Hydra's Optuna sweeper reads)."""
     hydra_config = HydraConfig.get()
-    return run_generation(
-        run,
-        Path(hydra_config.runtime.output_dir),
-        config=OmegaConf.to_container(config, resolve=True, enum_to_str=True),
-        overrides=list(hydra_config.overrides.task),
-    )
+    output_dir = Path(hydra_config.runtime.output_dir)
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    overrides = list(hydra_config.overrides.task)
+    job = {
+        "job": {"num": int(OmegaConf.select(hydra_config, "job.num", default=0)), "dir": str(output_dir)},
+        "choices": {k: v for k, v in hydra_config.runtime.choices.items() if not k.startswith("hydra/")},
+    }
+    container = None
+    try:
+        container = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
+        run = OmegaConf.to_object(config)  # typed dataclasses; __post_init__ validates ranges
+        baselines = Path(hydra_config.sweep.dir) / "baselines" if multirun else None  # one baseline per sweep
+        stats = run_generation(run, output_dir, container, overrides, extra=job, baseline_dir=baselines)
+    except Exception as error:  # BasicLauncher runs every job in this process: record the failure and go on
+        stats = write_failure(error, output_dir, container, overrides, extra=job)
+        if not multirun:
+            raise  # a single run with a bad setting fails loudly (non-zero exit)
+        log.exception(f"Job {job['job']['num']} failed ({' '.join(overrides)}); recorded in {output_dir}/stats.json")
+    if config.get("tune") is not None:
+        return sweeper_value(stats, OmegaConf.to_object(config.tune))
+    return stats
 
 
 if __name__ == "__main__":

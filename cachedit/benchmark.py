@@ -1,0 +1,94 @@
+"""Side-by-side timing of several cache settings on one loaded pipeline, in one process.
+
+Each repeat runs the uncached baseline and every setting once, in turn, so slow drifts of the machine (other
+processes, thermal state) hit all settings alike; the table reports medians and ratios to the baseline's median.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .configs import NoCacheConfig, RunConfig
+from .experiment import Generation, _cached_run, _generate, _warm_up, preflight
+from .metrics import fidelity
+from .models.families import get_family
+from .pipelines import load_pipeline
+
+BASELINE = "uncached"
+
+
+@dataclass
+class BenchRow:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    images: np.ndarray | None = None
+    cache: dict | None = None
+
+
+def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict]:
+    """Time the uncached baseline and each setting `repeats` times; return one result dict per row."""
+    runs = list(settings.values())
+    first = runs[0]
+    if any(repr(run.model) != repr(first.model) or run.seed != first.seed for run in runs):
+        raise ValueError("Every benchmark setting must use the same model and seed (they share one pipeline).")
+    for run in runs:
+        preflight(run)
+    family = get_family(first.model.name)
+    pipe = load_pipeline(first.model)
+    pipe.set_progress_bar_config(disable=True)
+    inputs = family.inputs(pipe, first.model)
+    _warm_up(pipe, inputs)
+
+    rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in settings}
+    baseline_run = RunConfig(model=first.model, cache=NoCacheConfig(), seed=first.seed)
+    with tqdm(total=repeats * len(rows), desc="benchmark") as progress:
+        for _ in range(repeats):
+            for label, row in rows.items():
+                run = baseline_run if label == BASELINE else settings[label]
+                result, row.cache = _timed(pipe, run, inputs)
+                row.seconds += result.seconds
+                row.images = result.images
+                progress.update()
+    return _table(rows, family, inputs)
+
+
+def _timed(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | None]:
+    if isinstance(run.cache, NoCacheConfig):
+        return _generate(pipe, inputs, run.seed, repeats=1), None
+    return _cached_run(pipe, run, inputs)
+
+
+def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
+    base = rows[BASELINE]
+    base_time = statistics.median(base.seconds)
+    table = []
+    for row in rows.values():
+        time = statistics.median(row.seconds)
+        skipped = row.cache["skipped_share"] if row.cache else 0.0
+        entry = {
+            "setting": row.label,
+            "time_s": time,
+            "speedup": base_time / time,
+            "ideal_speedup": 1 / max(1e-9, 1 - skipped),
+            "cached_steps": f"{row.cache['cached_steps']}/{row.cache['steps']}" if row.cache else "-",
+            "skipped_share": skipped,
+            **{k: v for k, v in fidelity(base.images, row.images).items() if k in ("psnr", "max_abs_diff")},
+        }
+        if family.quality is not None:
+            entry.update(family.quality(row.images, inputs))
+        table.append(entry)
+    return table
+
+
+def markdown(table: list[dict]) -> str:
+    """The benchmark as a markdown table."""
+    columns = list(table[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for entry in table:
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in entry.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""A sweep directory's answer: ``summary.csv``, ``summary.md``, ``pareto.png`` and ``grid.png`` from its jobs.
+
+Works from the files alone (each job's ``stats.json`` and images), so the Hydra callback at the end of a multirun
+and ``python -m runners.collect <sweep_dir>`` later produce the same summary. Job directories are those Hydra
+made (they hold ``.hydra/``); one without ``stats.json`` was killed before it could write it and is listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .plots import pareto_mask, plot_grid, plot_pareto
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "job", "status", "label", "series", "algorithm", "Fn", "Bn", "threshold", "taylorseer_order", "model", "steps",
+    "seed", "cached_steps", "total_steps", "skipped_share", "time_s", "baseline_time_s", "speedup", "ideal_speedup",
+    "psnr", "ssim", "mse", "max_abs_diff", "baseline_reused", "pareto", "objective", "error", "overrides", "dir",
+]  # task-quality columns (e.g. accuracy, baseline_accuracy) are inserted after max_abs_diff
+
+
+@dataclass
+class SweepSummary:
+    sweep_dir: Path
+    rows: list[dict]
+    missing: list[str]  # job directories without stats.json
+    files: dict[str, Path] = field(default_factory=dict)
+    tuned: dict | None = None  # {"path", "command", "job", "objective"} after a tuning sweep
+
+
+def _get(mapping: dict | None, *keys, default=None):
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return default
+        mapping = mapping[key]
+    return mapping
+
+
+def _row(stats: dict, job_dir: str) -> dict:
+    """One flat row from a job's stats (ok or failed)."""
+    config = stats.get("config") or {}
+    cache = config.get("cache") or {}
+    choices = stats.get("choices") or {}
+    algorithm = choices.get("cache") or cache.get("name") or stats.get("name")
+    order = _get(config, "taylorseer", "order")
+    series = "none (uncached)" if algorithm == "none" else f"{algorithm} F{cache.get('Fn')}B{cache.get('Bn')}"
+    series += f" T{order}" if order else ""
+    threshold = cache.get("residual_diff_threshold")
+    fidelity = stats.get("fidelity") or {}
+    row = {
+        "job": _get(stats, "job", "num"), "status": stats.get("status", "unknown"),
+        "label": series + (f" R{threshold:g}" if threshold is not None else ""), "series": series,
+        "algorithm": algorithm, "Fn": cache.get("Fn"), "Bn": cache.get("Bn"), "threshold": threshold,
+        "taylorseer_order": order, "model": stats.get("model"), "steps": _get(config, "model", "num_inference_steps"),
+        "seed": config.get("seed"), "cached_steps": _get(stats, "cache", "cached_steps"),
+        "total_steps": _get(stats, "cache", "steps"), "skipped_share": _get(stats, "cache", "skipped_share"),
+        "time_s": stats.get("time_s"), "baseline_time_s": stats.get("baseline_time_s"),
+        "speedup": stats.get("speedup"), "ideal_speedup": stats.get("ideal_speedup"),
+        "psnr": fidelity.get("psnr"), "ssim": fidelity.get("ssim"), "mse": fidelity.get("mse"),
+        "max_abs_diff": fidelity.get("max_abs_diff"), "baseline_reused": stats.get("baseline_reused"),
+        "error": stats.get("error"), "overrides": " ".join(stats.get("overrides") or []), "dir": job_dir,
+        "_overrides": list(stats.get("overrides") or []),
+    }
+    if algorithm == "none" and row["status"] == "ok" and row["speedup"] is None:
+        row.update(speedup=1.0, ideal_speedup=1.0, psnr=math.inf, ssim=1.0, mse=0.0, max_abs_diff=0.0)  # the baseline itself
+    row.update(stats.get("quality") or {})
+    row.update({f"baseline_{k}": v for k, v in (stats.get("baseline_quality") or {}).items()})
+    return row
+
+
+def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
+    """Rows (sorted by job number), job directories without stats, and the raw stats of every job."""
+    sweep_dir = Path(sweep_dir)
+    stats_files = sorted(p for p in sweep_dir.rglob("stats.json") if "baselines" not in p.relative_to(sweep_dir).parts)
+    records, rows = [], []
+    for path in stats_files:
+        stats = json.loads(path.read_text())
+        records.append(stats)
+        rows.append(_row(stats, path.parent.relative_to(sweep_dir).as_posix()))
+    with_stats = {p.parent for p in stats_files}
+    job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
+    missing = [d.relative_to(sweep_dir).as_posix() for d in job_dirs if d not in with_stats]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["job"] is None, rows[i]["job"] or 0, rows[i]["dir"]))
+    return [rows[i] for i in order], missing, [records[i] for i in order]
+
+
+def mark_pareto(rows: list[dict], x: str = "speedup") -> None:
+    ok = [r for r in rows if r["status"] == "ok" and r.get(x) is not None and r.get("psnr") is not None]
+    for row in rows:
+        row["pareto"] = False
+    for row, keep in zip(ok, pareto_mask([(r[x], r["psnr"]) for r in ok])):
+        row["pareto"] = keep
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    quality = _quality_columns(rows)
+    at = COLUMNS.index("max_abs_diff") + 1
+    columns = COLUMNS[:at] + quality + COLUMNS[at:]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    return Path(path)
+
+
+def _quality_columns(rows: list[dict]) -> list[str]:
+    return sorted({k for r in rows for k in r if not k.startswith("_")} - set(COLUMNS))
+
+
+def command(row: dict) -> str:
+    """The command that reruns one job alone: its overrides without the sweep and Hydra settings."""
+    keep = [o for o in row["_overrides"] if not o.startswith(("sweep=", "hydra.", "hydra/", "tune.", "+tune"))]
+    return shlex.join(["python", "-m", "runners.generate", *keep])
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _timing_note(rows: list[dict]) -> list[str]:
+    """A warning when jobs that skipped nothing still measured a speedup far from 1: the timings are noise."""
+    idle = [r["speedup"] for r in rows if r["status"] == "ok" and r["algorithm"] != "none"
+            and r.get("skipped_share") == 0 and r.get("speedup") is not None]
+    if not idle or max(abs(s - 1) for s in idle) <= 0.15:
+        return []
+    return [f"**Timing noise:** jobs that skipped nothing measured {min(idle):.2f}x-{max(idle):.2f}x. Compare "
+            f"settings by `ideal` (share of blocks skipped), or time longer runs with `repeats=3` or more."]
+
+
+def recommend(rows: list[dict], psnr_floor: float) -> dict | None:
+    """The fastest cached setting whose PSNR is at least `psnr_floor` (measured speedup)."""
+    good = [r for r in rows if r["status"] == "ok" and r["algorithm"] != "none" and r.get("speedup") is not None
+            and r.get("psnr") is not None and r["psnr"] >= psnr_floor]
+    return max(good, key=lambda r: r["speedup"]) if good else None
+
+
+def markdown(summary: SweepSummary, psnr_floor: float) -> str:
+    rows = summary.rows
+    quality = _quality_columns(rows)
+    failed = [r for r in rows if r["status"] != "ok"]
+    lines = [f"# Sweep summary: `{summary.sweep_dir}`", ""]
+    lines.append(f"{len(rows)} jobs with stats: {len(rows) - len(failed)} ok, {len(failed)} failed; "
+                 f"{len(summary.missing)} without stats.")
+    computed = [r for r in rows if r["status"] == "ok" and r.get("baseline_reused") is False]
+    reused = [r for r in rows if r.get("baseline_reused")]
+    if computed or reused:
+        lines.append(f"Uncached baseline computed by {len(computed)} job(s) (one per model/seed/steps) and reused "
+                     f"by {len(reused)}.")
+    lines += _timing_note(rows)
+    head = ["job", "status", "setting", "cached", "skipped", "speedup", "ideal", "PSNR", "SSIM", "max diff",
+            *quality, "Pareto"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cached = f"{r['cached_steps']}/{r['total_steps']}" if r.get("total_steps") else ""
+        cells = [_fmt(r["job"]), r["status"], r["label"], cached, _fmt(r.get("skipped_share"), ".0%"),
+                 _fmt(r.get("speedup"), ".2f"), _fmt(r.get("ideal_speedup"), ".2f"), _fmt(r.get("psnr"), ".1f"),
+                 _fmt(r.get("ssim"), ".3f"), _fmt(r.get("max_abs_diff"), ".3g"),
+                 *(_fmt(r.get(q), ".3f") for q in quality), "★" if r.get("pareto") else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    front = [r for r in rows if r.get("pareto")]
+    lines += ["", "## Pareto front (measured speedup vs PSNR)", ""]
+    lines += [f"- job {r['job']}: {r['label']}: {_fmt(r['speedup'], '.2f')}x, PSNR {_fmt(r['psnr'], '.1f')} dB"
+              f" — `{command(r)}`" for r in sorted(front, key=lambda r: r["speedup"])] or ["- (none)"]
+    pick = recommend(rows, psnr_floor)
+    lines += ["", f"## Suggested preset (fastest with PSNR >= {psnr_floor:g} dB)", ""]
+    if pick is None:
+        lines.append(f"No cached setting reached {psnr_floor:g} dB; lower the thresholds or raise Fn.")
+    else:
+        lines.append(f"Job {pick['job']}: {pick['label']}, {pick['speedup']:.2f}x, PSNR {_fmt(pick['psnr'], '.1f')} dB. "
+                     f"Run it with `{command(pick)}`, or commit its `cache.*` values as "
+                     f"`conf/preset/{pick['model']}_{pick['algorithm']}.yaml`.")
+    if summary.tuned is not None:
+        t = summary.tuned
+        lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}). "
+                  f"Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
+    if failed:
+        lines += ["", "## Failed jobs", ""] + [f"- job {r['job']} (`{command(r)}`): {r['error']}" for r in failed]
+    if summary.missing:
+        lines += ["", "## Jobs without stats.json", ""] + [f"- `{d}`" for d in summary.missing]
+    return "\n".join(lines) + "\n"
+
+
+def _tune_config(records: list[dict]):
+    from .configs import TuneConfig
+
+    for stats in records:
+        tune = _get(stats, "config", "tune")
+        if tune:
+            return TuneConfig(**tune)
+    return None
+
+
+def summarize(sweep_dir: Path, psnr_floor: float = 30.0) -> SweepSummary:
+    """Collect every job of `sweep_dir` and write summary.csv, summary.md, pareto.png and grid.png there.
+
+    After a ``sweep=tune`` run (the jobs' configs carry ``tune``) the best job is also written as a preset.
+    """
+    from . import tuning
+
+    sweep_dir = Path(sweep_dir)
+    rows, missing, records = collect(sweep_dir)
+    mark_pareto(rows)
+    summary = SweepSummary(sweep_dir, rows, missing)
+    tune = _tune_config(records)
+    if tune is not None:
+        for row, stats in zip(rows, records):
+            row["objective"] = tuning.objective(stats, tune)
+        winner = tuning.best(records, tune)
+        if winner is not None:
+            stats, value = winner
+            path, command = tuning.write_preset(stats, tune, value, sweep_dir)
+            summary.tuned = {"path": path, "command": command, "job": _get(stats, "job", "num"), "objective": value}
+            summary.files["preset"] = path
+    summary.files["csv"] = write_csv(rows, sweep_dir / "summary.csv")
+    summary.files["md"] = sweep_dir / "summary.md"
+    summary.files["md"].write_text(markdown(summary, psnr_floor))
+    summary.files["pareto"] = plot_pareto(rows, sweep_dir / "pareto.png")
+    summary.files["grid"] = plot_grid(rows, sweep_dir, sweep_dir / "grid.png")
+    return summary
