@@ -7,6 +7,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(2)
 
 from cachedit.configs import ModelConfig, ModelSource  # noqa: E402
+from cachedit.models import dit_families  # noqa: E402
 from cachedit.models.families import get_family  # noqa: E402
 from cachedit.pipelines import load_pipeline  # noqa: E402
 
@@ -19,22 +20,24 @@ REPLICA_CALLS = {
 
 
 class Replica:
-    """A replica pipeline plus the call that generates with it, seed fixed."""
+    """A replica pipeline plus the call that generates with it (seeded), returning latents where it can."""
 
-    def __init__(self, name: str) -> None:
-        self.model = ModelConfig(name=name, source=ModelSource.replica, torch_dtype="float32", **REPLICA_CALLS[name])
+    def __init__(self, name: str, **model_kwargs) -> None:
+        self.model = ModelConfig(name=name, source=ModelSource.replica, torch_dtype="float32", **model_kwargs)
         self.pipe = load_pipeline(self.model)
         self.pipe.set_progress_bar_config(disable=True)
         self.inputs = get_family(name).inputs(self.pipe, self.model)
-
-        # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast.
-        self.output_type = "pt" if name == "tiny_dit" else "latent"
+        spec = dit_families.SPECS_BY_NAME.get(name)
+        self.output = spec.output if spec is not None else "images"  # video pipelines return `.frames`
+        # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast. DiT cannot
+        # return latents, and the tiny DiT works in pixel space.
+        self.output_type = {"dit": "np", "tiny_dit": "pt"}.get(name, "latent")
         self._baseline = None
 
     def __call__(self, seed: int = 0, **overrides) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
         kwargs = {**self.inputs, "output_type": self.output_type, **overrides}
-        return self.pipe(**kwargs, generator=generator).images
+        return torch.as_tensor(getattr(self.pipe(**kwargs, generator=generator), self.output))
 
     def baseline(self) -> torch.Tensor:
         """The uncached output at seed 0 (computed once per session)."""
@@ -49,7 +52,7 @@ def replicas():
 
     def get(name: str) -> Replica:
         if name not in cache:
-            cache[name] = Replica(name)
+            cache[name] = Replica(name, **REPLICA_CALLS[name])
         return cache[name]
 
     return get

@@ -16,10 +16,9 @@ from cachedit import BlockAdapter, DBCacheConfig
 from cachedit.adapters import registry
 from cachedit.adapters.block_adapter import discover_block_lists
 from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
-from cachedit.configs import ModelConfig, ModelSource
 from cachedit.models import dit_families
 from cachedit.models.families import FAMILIES, get_family
-from cachedit.pipelines import load_pipeline
+from tests.conftest import Replica
 
 STEPS = 6
 # Random weights change a lot from step to step (DESIGN §4): "caches something" needs a threshold above every diff.
@@ -33,47 +32,19 @@ def _families() -> list:
     return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(FAMILIES)]
 
 
-class FamilyReplica:
-    """A family's replica pipeline, its call (seeded, latents where the pipeline can return them) and baseline."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.model = ModelConfig(
-            name=name, source=ModelSource.replica, torch_dtype="float32", num_inference_steps=STEPS, height=64, width=64
-        )
-        self.pipe = load_pipeline(self.model)
-        self.pipe.set_progress_bar_config(disable=True)
-        self.inputs = get_family(name).inputs(self.pipe, self.model)
-        spec = dit_families.SPECS_BY_NAME.get(name)
-        self.output = spec.output if spec is not None else "images"
-        # DiT cannot return latents; the tiny DiT returns its 16x16 images directly.
-        self.output_type = {"dit": "np", "tiny_dit": "pt"}.get(name, "latent")
-        self._baseline = None
-
-    def __call__(self, seed: int = 0) -> torch.Tensor:
-        kwargs = {**self.inputs, "output_type": self.output_type}
-        result = getattr(self.pipe(**kwargs, generator=torch.Generator().manual_seed(seed)), self.output)
-        return torch.as_tensor(result)
-
-    def baseline(self) -> torch.Tensor:
-        if self._baseline is None:
-            self._baseline = self()
-        return self._baseline
-
-
 @pytest.fixture(scope="module")
 def family_replicas():
-    cache: dict[str, FamilyReplica] = {}
+    cache: dict[str, Replica] = {}
 
-    def get(name: str) -> FamilyReplica:
+    def get(name: str) -> Replica:
         if name not in cache:
-            cache[name] = FamilyReplica(name)
+            cache[name] = Replica(name, num_inference_steps=STEPS, height=64, width=64)
         return cache[name]
 
     return get
 
 
-def _cached(replica: FamilyReplica, config: DBCacheConfig):
+def _cached(replica: Replica, config: DBCacheConfig):
     cachedit.enable_cache(replica.pipe, config)
     try:
         return replica(), cachedit.summary(replica.pipe)
