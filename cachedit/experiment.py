@@ -153,7 +153,6 @@ def run_generation(
         _save_images(family, inputs, result, baseline, output_dir)
     (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
     log.info(one_line(stats))
-    print(one_line(stats))
     return stats
 
 

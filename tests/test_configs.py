@@ -43,6 +43,19 @@ def test_every_group_option_composes_into_its_schema(group, option):
     assert type(getattr(run, group)).__name__.endswith("Config")
 
 
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(experiment):
+    assert isinstance(typed(f"experiment={experiment}"), RunConfig)
+
+
+@pytest.mark.parametrize("preset", options("preset"))
+def test_every_preset_is_picked_up_for_its_model_and_cache(preset):
+    model, cache = next((m, preset[len(m) + 1 :]) for m in options("model") if preset.startswith(m + "_") and preset[len(m) + 1 :] in options("cache"))
+    plain = OmegaConf.to_object(compose("generate", overrides=[f"model={model}", f"cache={cache}", "~preset"]))
+    with_preset = typed(f"model={model}", f"cache={cache}")
+    assert with_preset.cache != plain.cache  # the preset changed something, so it was applied
+
+
 def test_the_default_run_is_the_embedded_model_with_dbcache():
     run = typed()
     assert run.model.name == "tiny_dit" and run.model.source == ModelSource.embedded
