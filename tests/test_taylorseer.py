@@ -54,3 +54,20 @@ def test_a_shape_change_restarts_the_history():
     state = feed(1, {0: 1.0, 1: 2.0})
     state.update(2, torch.ones(2, 2, 3))
     assert state.steps == [2] and state.predict(3).shape == (2, 2, 3)
+
+
+def test_forecast_errors_rank_orders_on_a_linear_trend():
+    from cachedit.diagnostics import forecast_errors
+
+    residuals = [torch.full((2, 3), 1.0 + 0.5 * t) for t in range(10)]
+    errors = forecast_errors(residuals, orders=(0, 1, 2), gap=2)
+    assert errors[0] > 0.1 and errors[1] == pytest.approx(0, abs=1e-6) and errors[2] == pytest.approx(0, abs=1e-6)
+
+
+def test_middle_residuals_are_recorded_once_per_transformer_call(replicas):
+    from cachedit.diagnostics import record_middle_residuals
+
+    replica = replicas("tiny_dit")
+    residuals = record_middle_residuals(replica.pipe, {**replica.inputs, "output_type": "pt"}, seed=0, Fn=1, Bn=1)
+    assert len(residuals) == replica.model.num_inference_steps
+    assert residuals[0].shape[0] == 2 * len(replica.inputs["class_labels"])  # both guidance branches, batched
