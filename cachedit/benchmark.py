@@ -41,7 +41,7 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict
     pipe = load_pipeline(first.model)
     pipe.set_progress_bar_config(disable=True)
     inputs = family.inputs(pipe, first.model)
-    _warm_up(pipe, inputs)
+    _warm_up(pipe, inputs, family.output)
 
     rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in settings}
     baseline_run = RunConfig(model=first.model, cache=NoCacheConfig(), seed=first.seed)
@@ -49,17 +49,17 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict
         for _ in range(repeats):
             for label, row in rows.items():
                 run = baseline_run if label == BASELINE else settings[label]
-                result, row.cache = _timed(pipe, run, inputs)
+                result, row.cache = _timed(pipe, run, inputs, family.output)
                 row.seconds += result.seconds
                 row.images = result.images
                 progress.update()
     return _table(rows, family, inputs)
 
 
-def _timed(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | None]:
+def _timed(pipe, run: RunConfig, inputs: dict, output: str = "images") -> tuple[Generation, dict | None]:
     if isinstance(run.cache, NoCacheConfig):
-        return _generate(pipe, inputs, run.seed, repeats=1), None
-    return _cached_run(pipe, run, inputs)
+        return _generate(pipe, inputs, run.seed, repeats=1, output=output), None
+    return _cached_run(pipe, run, inputs, output)
 
 
 def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:

@@ -36,7 +36,7 @@ _WARM: set[int] = set()
 
 @dataclass
 class Generation:
-    images: np.ndarray  # (N, H, W, C) floats in [0, 1]
+    images: np.ndarray  # (N, H, W, C) floats in [0, 1]; videos (N, F, H, W, C)
     seconds: list[float]
 
     @property
@@ -54,32 +54,32 @@ def preflight(run: RunConfig) -> dict[str, int]:
     return blocks
 
 
-def _generate(pipe, inputs: dict, seed: int, repeats: int) -> Generation:
+def _generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images") -> Generation:
+    """`output`: the attribute of the pipeline output to keep (the family's: ``frames`` for videos)."""
     seconds = []
     for _ in range(repeats):
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        output = pipe(**inputs, generator=generator)
-        images = output.images if hasattr(output, "images") else output.image  # Kandinsky 5 names it `image`
+        images = getattr(pipe(**inputs, generator=generator), output)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return Generation(np.asarray(images, dtype=np.float32), seconds)
 
 
-def _warm_up(pipe, inputs: dict) -> None:
+def _warm_up(pipe, inputs: dict, output: str = "images") -> None:
     """One short untimed call per pipeline, so one-time start-up costs do not land in the first timed run."""
     if id(pipe) not in _WARM:
-        _generate(pipe, {**inputs, "num_inference_steps": 2}, seed=0, repeats=1)
+        _generate(pipe, {**inputs, "num_inference_steps": 2}, seed=0, repeats=1, output=output)
         _WARM.add(id(pipe))
 
 
-def _cached_run(pipe, run: RunConfig, inputs: dict) -> tuple[Generation, dict | None]:
+def _cached_run(pipe, run: RunConfig, inputs: dict, output: str = "images") -> tuple[Generation, dict | None]:
     if isinstance(run.cache, NoCacheConfig):
-        return _generate(pipe, inputs, run.seed, run.repeats), None
+        return _generate(pipe, inputs, run.seed, run.repeats, output), None
     enable_cache(pipe, run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg)
     try:  # always removed: sweeps reuse the pipeline in the same process
-        return _generate(pipe, inputs, run.seed, run.repeats), dict(summary(pipe))
+        return _generate(pipe, inputs, run.seed, run.repeats, output), dict(summary(pipe))
     finally:
         disable_cache(pipe)
 
@@ -113,12 +113,12 @@ def run_generation(
     family = get_family(run.model.name)
     pipe = load_pipeline(run.model)
     inputs = family.inputs(pipe, run.model)
-    _warm_up(pipe, inputs)
+    _warm_up(pipe, inputs, family.output)
 
     baseline, baseline_source = None, None
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
-        baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir)
-    result, cache_summary = _cached_run(pipe, run, inputs)
+        baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir, family.output)
+    result, cache_summary = _cached_run(pipe, run, inputs, family.output)
 
     stats = {
         "status": "ok",
@@ -156,7 +156,9 @@ def run_generation(
     return stats
 
 
-def _baseline(pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None) -> tuple[Generation, str]:
+def _baseline(
+    pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None, output: str = "images"
+) -> tuple[Generation, str]:
     """The uncached run for this model, seed and step count, and where it came from: this process's memo (an
     earlier job of a serial sweep), `baseline_dir` (a job of a parallel launcher; a file lock makes the first
     job compute it while the others wait), or computed now. Timings then come from the job that computed it."""
@@ -164,7 +166,7 @@ def _baseline(pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None) -> 
     if key in _BASELINES:
         return _BASELINES[key], "memory"
     if baseline_dir is None:
-        _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats)
+        _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats, output)
         return _BASELINES[key], "computed"
     path = Path(baseline_dir) / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +175,7 @@ def _baseline(pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None) -> 
             with np.load(path) as data:
                 generation, source = Generation(data["images"], data["seconds"].tolist()), "disk"
         else:
-            generation, source = _generate(pipe, inputs, run.seed, run.repeats), "computed"
+            generation, source = _generate(pipe, inputs, run.seed, run.repeats, output), "computed"
             np.savez(path.with_suffix(".tmp.npz"), images=generation.images, seconds=np.asarray(generation.seconds))
             os.replace(path.with_suffix(".tmp.npz"), path)  # readers never see a half-written file
     _BASELINES[key] = generation
@@ -216,6 +218,16 @@ def write_failure(
 
 
 def _save_images(family, inputs: dict, result: Generation, baseline: Generation | None, output_dir: Path) -> None:
+    if family.output == "audios":  # waveforms (N, channels, samples): kept as they are
+        np.save(output_dir / "audio.npy", result.images)
+        if baseline is not None:
+            np.save(output_dir / "baseline_audio.npy", baseline.images)
+        return
+    if result.images.ndim == 5:  # videos (N, F, H, W, C): the first video's frames side by side
+        save_grid(result.images[0], output_dir / "image.png", len(result.images[0]))
+        if baseline is not None:
+            save_grid(baseline.images[0], output_dir / "baseline.png", len(baseline.images[0]))
+        return
     rows = family.grid_rows(inputs) if family.grid_rows is not None else None
     ncols = len(result.images) // len(rows) if rows else min(len(result.images), 4)
     save_grid(result.images, output_dir / "image.png", ncols, rows)

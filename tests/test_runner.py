@@ -46,6 +46,18 @@ def test_threshold_zero_run_matches_its_baseline_exactly(tmp_path):
     assert stats["fidelity"]["max_abs_diff"] == 0 and stats["fidelity"]["psnr"] == float("inf")
 
 
+def test_a_video_family_saves_the_first_videos_frames_and_compares_every_frame(tmp_path):
+    from PIL import Image
+
+    generate("model=wan", "model.source=replica", "model.num_inference_steps=4", "cache.Fn=1",
+             "cache.max_warmup_steps=1", "cache.residual_diff_threshold=2.0", f"hydra.run.dir={tmp_path}")
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["status"] == "ok" and stats["cache"]["cached_steps"] > 0
+    assert stats["fidelity"]["frames"] == 5 and stats["fidelity"]["max_abs_diff"] > 0  # the replica's 5 frames
+    with Image.open(tmp_path / "image.png") as grid, Image.open(tmp_path / "baseline.png") as baseline:
+        assert grid.size == baseline.size and grid.width > 4 * grid.height  # 5 frames side by side, one row
+
+
 def test_a_bad_key_fails_before_any_work_and_names_the_allowed_keys(tmp_path):
     result = generate(*FLUX_SMALL, "cache.residual_diff_treshold=0.1", f"hydra.run.dir={tmp_path}", check=False)
     assert result.returncode == 2

@@ -19,6 +19,7 @@ from ..configs import ModelConfig, ModelSource
 from .replicas import _tiny_vae, prompt_embeddings
 
 TOKENS = 8  # prompt tokens of the stand-in embeddings
+PROMPT_CHARS = 32  # characters the tiny text encoders of the prompt-only replicas read (VisualCloze)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class Spec:
     components (`Callable`): ``() -> dict`` of the pipeline's other modules (text encoders left as None).
     embeds (`Callable`): ``(pipe, prompt, negative) -> dict`` of prompt embeddings for the replica's call.
     size (`int`): replica height and width in pixels.
+    takes_size (`bool`): False where the call takes no height and width (VisualCloze sizes by its `resolution`).
     call (`dict`): fixed extra call arguments of the replica (e.g. resolution binning off).
     frames (`int`, *optional*): frames for video families (None: an image family).
+    frames_key (`str`): the call argument taking the frame count (Sana-Video names it ``frames``).
     output (`str`): the attribute of the pipeline output holding the result (images, frames, audios).
     transformers (`tuple[str, ...]`): pipeline attributes built with `transformer` (Wan 2.2: two).
     setup (`dict`): pipeline attributes to set after construction (HiDream's fixed 1024 px sample area).
@@ -45,8 +48,10 @@ class Spec:
     components: Callable[[], dict]
     embeds: Callable
     size: int = 64
+    takes_size: bool = True
     call: dict = field(default_factory=dict)
     frames: int | None = None
+    frames_key: str = "num_frames"
     output: str = "images"
     transformers: tuple[str, ...] = ("transformer",)
     setup: dict = field(default_factory=dict)  # pipeline attributes set after construction
@@ -467,9 +472,11 @@ def _allegro_transformer(**o):
 
 
 def _allegro_vae():
-    return diffusers.AutoencoderKLAllegro(
+    vae = diffusers.AutoencoderKLAllegro(
         block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2,
         temporal_compression_ratio=4)
+    vae.enable_tiling()  # Allegro's VAE decodes only tiled (as the diffusers docs example sets up)
+    return vae
 
 
 def _cosmos_transformer(**o):
@@ -542,6 +549,168 @@ def _flux_vae16():
 SPECS.extend(MORE_SPECS)
 
 
+# --------------------------------------------------------------------------------------------------- more families
+
+def _easyanimate_transformer(**o):
+    return diffusers.EasyAnimateTransformer3DModel(**{**dict(
+        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=16,
+        text_embed_dim=32, num_layers=10, mmdit_layers=10, sample_width=8, sample_height=8, patch_size=2), **o})
+
+
+def _easyanimate_vae():
+    return diffusers.AutoencoderKLMagvit(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        norm_num_groups=2, spatial_group_norm=False)
+
+
+def _hunyuan_image_transformer(**o):
+    return diffusers.HunyuanImageTransformer2DModel(**{**dict(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=2,
+        num_single_layers=8, num_refiner_layers=1, text_embed_dim=32, text_embed_2_dim=16, rope_axes_dim=(8, 8)),
+        **o})
+
+
+def _hunyuan_image_vae():
+    return diffusers.AutoencoderKLHunyuanImage(
+        in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
+        spatial_compression_ratio=8, sample_size=64, scaling_factor=0.75289)
+
+
+def _hunyuan_image_embeds(pipe, prompt, negative):
+    # Qwen2.5-VL prompt embeddings plus ByT5 glyph embeddings; no guider: the distilled checkpoints' single pass.
+    c = _cfg(pipe)
+    return dict(
+        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_embeds_mask=_mask(),
+        prompt_embeds_2=_emb("byt5:" + prompt, 1, TOKENS, c.text_embed_2_dim), prompt_embeds_mask_2=_mask(),
+    )
+
+
+def _sana_video_transformer(**o):
+    return diffusers.SanaVideoTransformer3DModel(**{**dict(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=10,
+        num_cross_attention_heads=2, cross_attention_head_dim=16, cross_attention_dim=32, caption_channels=32,
+        sample_size=8, patch_size=(1, 2, 2), rope_max_seq_len=32), **o})
+
+
+def _hunyuan_video15_transformer(**o):
+    # in_channels: the latents, the (empty in text-to-video) condition latents and their mask, concatenated.
+    return diffusers.HunyuanVideo15Transformer3DModel(**{**dict(
+        in_channels=9, out_channels=4, num_attention_heads=2, attention_head_dim=16, num_layers=10,
+        num_refiner_layers=1, text_embed_dim=32, text_embed_2_dim=16, image_embed_dim=16, rope_axes_dim=(4, 6, 6),
+        target_size=64), **o})
+
+
+def _hunyuan_video15_vae():
+    return diffusers.AutoencoderKLHunyuanVideo15(
+        latent_channels=4, block_out_channels=(8, 8, 8, 8, 8), layers_per_block=1)
+
+
+def _hunyuan_video15_embeds(pipe, prompt, negative):
+    c = _cfg(pipe)
+    return dict(
+        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_embeds_mask=_mask(),
+        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.text_embed_dim), negative_prompt_embeds_mask=_mask(),
+        prompt_embeds_2=_emb("byt5:" + prompt, 1, TOKENS, c.text_embed_2_dim), prompt_embeds_mask_2=_mask(),
+        negative_prompt_embeds_2=_emb("byt5:" + negative, 1, TOKENS, c.text_embed_2_dim),
+        negative_prompt_embeds_mask_2=_mask(),
+    )
+
+
+def _char_tokenizer(max_length: int):
+    """A character-level tokenizer built in memory (printable ASCII): pipelines that only take prompts get real, tiny,
+    random text encoders, which need a tokenizer, and none can be downloaded."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[EOS]"] + [chr(c) for c in range(33, 127)]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"\S"), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]",
+                                   eos_token="[EOS]", model_max_length=max_length)
+
+
+def _visualcloze_transformer(**o):
+    # FLUX.1 Fill layout: packed latents, packed masked-image latents and the packed 8x8 pixel mask, concatenated.
+    return _flux_kontext_transformer(**{"in_channels": 16 + 16 + 256, "out_channels": 16, "guidance_embeds": True,
+                                        "joint_attention_dim": 32, "pooled_projection_dim": 32,
+                                        **o})
+
+
+def _visualcloze_components():
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    clip = CLIPTextModel(CLIPTextConfig(
+        vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+        projection_dim=32, max_position_embeddings=PROMPT_CHARS, eos_token_id=2)).eval()
+    t5 = T5EncoderModel(T5Config(vocab_size=97, d_model=32, d_ff=37, d_kv=16, num_layers=1, num_heads=2)).eval()
+    return dict(scheduler=_flow(), vae=_flux_vae(), text_encoder=clip, tokenizer=_char_tokenizer(PROMPT_CHARS),
+                text_encoder_2=t5, tokenizer_2=_char_tokenizer(PROMPT_CHARS), resolution=32)
+
+
+def _visualcloze_embeds(pipe, prompt, negative):
+    # check_inputs refuses prompt embeddings without a task prompt and a task prompt with them: the replica encodes
+    # its prompts with tiny random CLIP and T5 encoders instead. One in-context example row, then the query row.
+    image = _kontext_image(32)
+    return dict(task_prompt="in each row turn a into b", content_prompt=prompt,
+                image=[[image, image], [image, None]], max_sequence_length=PROMPT_CHARS)
+
+
+def _stable_audio_transformer(**o):
+    return diffusers.StableAudioDiTModel(**{**dict(
+        sample_size=32, in_channels=4, num_layers=10, attention_head_dim=16, num_attention_heads=2,
+        num_key_value_attention_heads=1, out_channels=4, cross_attention_dim=32, time_proj_dim=16,
+        global_states_input_dim=64, cross_attention_input_dim=32), **o})
+
+
+def _stable_audio_components():
+    # The hub checkpoint's CosineDPMSolverMultistepScheduler needs torchsde; the EDM DPM-Solver is its noise-free kin.
+    return dict(
+        scheduler=diffusers.EDMDPMSolverMultistepScheduler(
+            solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"),
+        vae=diffusers.AutoencoderOobleck(
+            encoder_hidden_size=8, downsampling_ratios=[2, 4], channel_multiples=[1, 2], decoder_channels=8,
+            decoder_input_channels=4, audio_channels=2, sampling_rate=256),
+        projection_model=diffusers.StableAudioProjectionModel(
+            text_encoder_dim=32, conditioning_dim=32, min_value=0, max_value=512),
+        **_none("text_encoder", "tokenizer"))
+
+
+def _stable_audio_embeds(pipe, prompt, negative):
+    d = pipe.projection_model.config.text_encoder_dim  # T5's width, projected by the pipeline's projection model
+    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), negative_prompt_embeds=_emb(negative, 1, TOKENS, d),
+                attention_mask=_mask(), negative_attention_mask=_mask())
+
+
+EXTRA_SPECS: list[Spec] = [
+    Spec("easyanimate", "EasyAnimatePipeline", _easyanimate_transformer,
+         lambda: dict(scheduler=_flow(), vae=_easyanimate_vae(), **_none("text_encoder", "tokenizer")),
+         _masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
+    Spec("hunyuan_image", "HunyuanImagePipeline", _hunyuan_image_transformer,
+         lambda: dict(scheduler=_flow(), vae=_hunyuan_image_vae(), guider=None, ocr_guider=None, **_none(
+             "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+         _hunyuan_image_embeds),
+    Spec("sana_video", "SanaVideoPipeline", _sana_video_transformer,
+         lambda: dict(scheduler=diffusers.DPMSolverMultistepScheduler(flow_shift=8.0, prediction_type="flow_prediction",
+                                                                      use_flow_sigmas=True),
+                      vae=_wan_vae(), **_none("text_encoder", "tokenizer")),
+         _masked_embeds(lambda c: c.caption_channels), size=32, frames=5, frames_key="frames", output="frames",
+         call=dict(use_resolution_binning=False, negative_prompt=None)),
+    # Classifier-free guidance comes from the pipeline's guider (its call takes no guidance_scale).
+    Spec("hunyuan_video15", "HunyuanVideo15Pipeline", _hunyuan_video15_transformer,
+         lambda: dict(scheduler=_flow(), vae=_hunyuan_video15_vae(),
+                      guider=diffusers.ClassifierFreeGuidance(guidance_scale=6.0),
+                      **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+         _hunyuan_video15_embeds, size=32, frames=5, output="frames",
+         setup=dict(vision_num_semantic_tokens=TOKENS)),  # SigLIP's 729 image tokens, all masked in text-to-video
+    Spec("visualcloze", "VisualClozeGenerationPipeline", _visualcloze_transformer, _visualcloze_components,
+         _visualcloze_embeds, takes_size=False),
+    # Audio: latents of 32 steps of 8 samples at 256 Hz, one second; the call takes a duration, not a size.
+    Spec("stable_audio", "StableAudioPipeline", _stable_audio_transformer, _stable_audio_components,
+         _stable_audio_embeds, takes_size=False, output="audios"),
+]
+SPECS.extend(EXTRA_SPECS)
+
+
 # --------------------------------------------------------------------------------------------------- plumbing
 
 def build_replica(spec: Spec, seed: int = 0, **overrides):
@@ -561,18 +730,17 @@ def build_replica(spec: Spec, seed: int = 0, **overrides):
 
 def inputs(spec: Spec, pipe, model: ModelConfig) -> dict:
     """The call for `model`: prompts for hub checkpoints, seeded prompt embeddings for replicas."""
-    kwargs = {"num_inference_steps": model.num_inference_steps}
-    if spec.frames is None:
-        kwargs["output_type"] = "np"  # what the runner saves; tests ask for latents instead
+    kwargs = {"num_inference_steps": model.num_inference_steps, "output_type": "np"}  # what the runner saves;
+    # tests ask for latents instead. Videos come back as (N, F, H, W, C) frames.
     if model.guidance_scale is not None:
         kwargs["guidance_scale"] = model.guidance_scale
     replica = model.source == ModelSource.replica
-    for key in ("height", "width"):
+    for key in ("height", "width") if spec.takes_size else ():
         value = getattr(model, key) if getattr(model, key) is not None else (spec.size if replica else None)
         if value is not None:
             kwargs[key] = value
     if spec.frames is not None:
-        kwargs["num_frames"] = spec.frames if replica else kwargs.get("num_frames")
+        kwargs[spec.frames_key] = spec.frames if replica else None
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
     prompt = model.prompt if model.prompt is not None else "a photo of a cat"
     negative = model.negative_prompt or ""

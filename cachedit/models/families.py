@@ -26,6 +26,7 @@ class Family:
     load_embedded (`Callable`, *optional*): ``(path | None, dtype) -> pipeline`` for shipped weights.
     quality (`Callable`, *optional*): ``(images, inputs) -> dict`` of task metrics (e.g. digit accuracy).
     grid_rows (`Callable`, *optional*): ``(inputs) -> row labels`` for image grids; one row per label.
+    output (`str`): the attribute of the pipeline output holding the result (``frames`` for video pipelines).
     """
 
     name: str
@@ -36,6 +37,7 @@ class Family:
     load_embedded: Callable | None = None
     quality: Callable | None = None
     grid_rows: Callable | None = None
+    output: str = "images"
 
 
 def _common(model: ModelConfig, replica_size: int | None = None) -> dict:
@@ -168,6 +170,7 @@ def _register_dit_families() -> None:
                 partial(dit_families.build_replica, spec),
                 spec.transformer,
                 partial(dit_families.inputs, spec),
+                output=spec.output,
             )
 
 
