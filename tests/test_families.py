@@ -96,6 +96,22 @@ def test_every_family_pipeline_is_registered(family):
     assert get_family(family).pipeline_class in cachedit.supported_pipelines()
 
 
+def test_every_registry_family_is_proven_by_a_replica_or_listed_as_unproven_with_a_reason():
+    unaccounted, stale = [], []
+    for family, (_, pipelines) in registry.FAMILIES.items():
+        runners = (family,) if family in FAMILIES else registry.PROVEN_BY.get(family, ())
+        if runners:
+            assert family not in registry.UNPROVEN, f"{family} is proven: drop it from UNPROVEN"
+            for runner in runners:  # each stand-in runs one of this family's pipelines
+                assert runner in FAMILIES and get_family(runner).pipeline_class in pipelines, (family, runner)
+        elif not registry.UNPROVEN.get(family, "").strip():
+            unaccounted.append(family)
+    for family in [*registry.UNPROVEN, *registry.PROVEN_BY]:
+        if family not in registry.FAMILIES:
+            stale.append(family)
+    assert unaccounted == [] and stale == []
+
+
 def test_supported_pipelines_are_real_diffusers_classes_grouped_by_family():
     supported = cachedit.supported_pipelines()
     assert supported == sorted(supported) and len(supported) > 100

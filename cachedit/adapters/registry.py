@@ -117,6 +117,26 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }
 
+# Registry families whose runnable replicas (`cachedit.models.families.FAMILIES`) go by other names: each listed
+# family runs one of this registry family's pipeline classes, so the family tests prove it.
+PROVEN_BY: dict[str, tuple[str, ...]] = {
+    "pixart": ("pixart_alpha", "pixart_sigma"),  # PixArtAlphaPipeline, PixArtSigmaPipeline
+    # Not an alias of `wan`: its own transformer classes. ChronoEditPipeline (ChronoEditTransformer3DModel) has a
+    # replica; WanAnimatePipeline (WanAnimateTransformer3DModel, pose and face videos) shares the adapter but has none.
+    "wan_single": ("chronoedit",),
+}
+
+# Registry families with no offline replica, and why. tests/test_families.py checks that every other registry family
+# is proven by a replica (under its own name or through PROVEN_BY), so none goes untested silently.
+UNPROVEN: dict[str, str] = {
+    "cosmos": "needs torchvision (CosmosTransformer3DModel resizes its padding mask with torchvision.transforms, and "
+              "the pipelines build a cosmos_guardrail safety checker); torchvision has no CPU build here",
+    "omnigen": "needs torchvision (OmniGenPipeline's multimodal processor uses torchvision.transforms); torchvision has "
+               "no CPU build here",
+    "consisid": "needs OpenCV (diffusers exports ConsisIDPipeline only with cv2 installed, and its face pipeline uses "
+                "cv2), which is not installed",
+}
+
 ADAPTERS: dict[str, tuple[BlockAdapter, ...]] = {
     pipeline: adapters for adapters, pipelines in FAMILIES.values() for pipeline in pipelines
 }

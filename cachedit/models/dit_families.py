@@ -711,6 +711,146 @@ EXTRA_SPECS: list[Spec] = [
 SPECS.extend(EXTRA_SPECS)
 
 
+# --------------------------------------------------------------------------------------------------- newer families
+
+def _longcat_image_transformer(**o):
+    return diffusers.LongCatImageTransformer2DModel(**{**dict(
+        patch_size=1, in_channels=64, num_layers=2, num_single_layers=8, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6]), **o})
+
+
+def _ovis_image_transformer(**o):
+    return diffusers.OvisImageTransformer2DModel(**{**dict(
+        patch_size=1, in_channels=64, out_channels=64, num_layers=2, num_single_layers=8, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 6, 6)), **o})
+
+
+def _longcat_image_components():
+    # Its call refuses a prompt beside prompt embeddings and cannot encode without one (diffusers 0.42: len(None)), so
+    # the replica encodes its prompts with a tiny random Qwen2 (the checkpoint's Qwen2.5-VL is a Qwen2 text model).
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    text_encoder = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=256)).eval()
+    return dict(scheduler=_flow(), vae=_vae16(), text_encoder=text_encoder,
+                tokenizer=_char_tokenizer(PROMPT_CHARS), text_processor=None)
+
+
+def _longcat_image_embeds(pipe, prompt, negative):
+    # The prompt rewrite generates with the vision-language model: off on the replica.
+    return dict(prompt=prompt, negative_prompt=negative, enable_prompt_rewrite=False)
+
+
+def _prx_transformer(**o):
+    return diffusers.PRXTransformer2DModel(**{**dict(
+        in_channels=16, patch_size=2, context_in_dim=32, hidden_size=32, mlp_ratio=2.0, num_heads=2, depth=10,
+        axes_dim=[8, 8]), **o})
+
+
+def _bria_fibo_transformer(**o):
+    # Prompt embeddings: the text encoder's last two hidden states concatenated (2 x text_encoder_dim).
+    return diffusers.BriaFiboTransformer2DModel(**{**dict(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=8, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, text_encoder_dim=16, axes_dims_rope=[4, 6, 6]), **o})
+
+
+def _bria_fibo_vae():
+    # The Wan 2.2 VAE layout (patchified, residual, 16x spatial compression): the pipeline fixes vae_scale_factor=16.
+    return diffusers.AutoencoderKLWan(
+        base_dim=8, decoder_base_dim=8, z_dim=16, in_channels=12, out_channels=12, patch_size=2, is_residual=True,
+        dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True], scale_factor_spatial=16,
+        latents_mean=[0.0] * 16, latents_std=[1.0] * 16)
+
+
+def _bria_fibo_components():
+    # The call takes no prompt embeddings (it feeds every hidden state of the encoder to the blocks): a tiny random
+    # SmolLM3. Its vocabulary covers the pipeline's hard-coded begin-of-text id (128000) used for empty prompts.
+    from transformers import SmolLM3Config, SmolLM3ForCausalLM
+
+    text_encoder = SmolLM3ForCausalLM(SmolLM3Config(
+        vocab_size=128256, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
+    return dict(scheduler=_flow(), vae=_bria_fibo_vae(), text_encoder=text_encoder,
+                tokenizer=_char_tokenizer(PROMPT_CHARS))
+
+
+def _prompt_only(pipe, prompt, negative):
+    return dict(prompt=prompt, negative_prompt=negative)
+
+
+GLM_IMAGE_SIZE = 64  # the prior tokens fix the image size: the replica always runs at 64 px
+
+
+def _glm_image_transformer(**o):
+    return diffusers.GlmImageTransformer2DModel(**{**dict(
+        patch_size=2, in_channels=16, out_channels=16, num_layers=10, attention_head_dim=16, num_attention_heads=2,
+        text_embed_dim=32, time_embed_dim=16, condition_dim=8, prior_vq_quantizer_codebook_size=64), **o})
+
+
+def _glm_image_embeds(pipe, prompt, negative):
+    # GLM-Image's autoregressive vision-language model writes the prior image tokens that condition the DiT; the
+    # replica passes seeded random ones (one per latent patch) with ByT5-like glyph embeddings.
+    c = _cfg(pipe)
+    tokens = (GLM_IMAGE_SIZE // pipe.vae_scale_factor // c.patch_size) ** 2
+    generator = torch.Generator().manual_seed(len(prompt))
+    return dict(
+        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim),
+        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.text_embed_dim),
+        prior_token_ids=torch.randint(0, c.prior_vq_quantizer_codebook_size, (1, tokens), generator=generator),
+    )
+
+
+def _chronoedit_transformer(**o):
+    # Wan 2.1 image-to-video layout: latents, the image's condition latents and their 4-channel mask, concatenated;
+    # CLIP image tokens through an added key/value projection.
+    return diffusers.ChronoEditTransformer3DModel(**{**dict(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16 + 16 + 4, out_channels=16,
+        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=10, image_dim=32, added_kv_proj_dim=24,
+        rope_max_seq_len=32), **o})
+
+
+def _chronoedit_components():
+    # The call refuses image embeddings beside the image it edits: a tiny random CLIP vision encoder encodes it.
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        patch_size=8, projection_dim=32)).eval()
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return dict(scheduler=_flow(), vae=_wan_vae(), image_encoder=image_encoder, image_processor=image_processor,
+                **_none("text_encoder", "tokenizer"))
+
+
+def _chronoedit_embeds(pipe, prompt, negative):
+    return {**_text_embeds("text_dim")(pipe, prompt, negative), "image": _kontext_image(32)}
+
+
+NEWER_SPECS: list[Spec] = [
+    Spec("bria_fibo", "BriaFiboPipeline", _bria_fibo_transformer, _bria_fibo_components, _prompt_only,
+         call=dict(max_sequence_length=PROMPT_CHARS)),
+    # Qwen2.5-VL prompt embeddings; the prompt rewrite needs the VL model, so the replica turns it off.
+    Spec("longcat_image", "LongCatImagePipeline", _longcat_image_transformer,
+         _longcat_image_components, _longcat_image_embeds, setup=dict(tokenizer_max_length=PROMPT_CHARS)),
+    Spec("ovis_image", "OvisImagePipeline", _ovis_image_transformer,
+         lambda: dict(scheduler=_flow(), vae=_vae16(), **_none("text_encoder", "tokenizer")),
+         _text_embeds("joint_attention_dim"), call=dict(negative_prompt=None)),
+    Spec("prx", "PRXPipeline", _prx_transformer,
+         lambda: dict(scheduler=_flow(), vae=_vae16(), **_none("text_encoder", "tokenizer")),
+         _masked_embeds(lambda c: c.context_in_dim, dtype=torch.bool),
+         call=dict(use_resolution_binning=False, negative_prompt=None),
+         randomize_zeros=True),  # adaLN-zero: every block's modulation starts at zero
+    Spec("glm_image", "GlmImagePipeline", _glm_image_transformer,
+         lambda: dict(scheduler=_flow(), vae=_tiny_vae(16, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
+                      **_none("tokenizer", "processor", "text_encoder", "vision_language_encoder")),
+         _glm_image_embeds, call=dict(height=GLM_IMAGE_SIZE, width=GLM_IMAGE_SIZE)),
+    # The `wan_single` registry family (WanAnimate, ChronoEdit): ChronoEdit edits one image through a short video.
+    Spec("chronoedit", "ChronoEditPipeline", _chronoedit_transformer, _chronoedit_components, _chronoedit_embeds,
+         size=32, frames=5, output="frames"),
+]
+SPECS.extend(NEWER_SPECS)
+
+
 # --------------------------------------------------------------------------------------------------- plumbing
 
 def build_replica(spec: Spec, seed: int = 0, **overrides):
