@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .configs import NoCacheConfig, RunConfig
-from .experiment import Generation, _cached_run, _generate, _warm_up, preflight
+from .experiment import _cached_run, _warm_up, preflight
 from .metrics import fidelity
 from .models.families import get_family
 from .pipelines import load_pipeline
@@ -49,17 +49,11 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict
         for _ in range(repeats):
             for label, row in rows.items():
                 run = baseline_run if label == BASELINE else settings[label]
-                result, row.cache = _timed(pipe, run, inputs, family.output)
+                result, row.cache = _cached_run(pipe, run, inputs, family.output)
                 row.seconds += result.seconds
                 row.images = result.images
                 progress.update()
     return _table(rows, family, inputs)
-
-
-def _timed(pipe, run: RunConfig, inputs: dict, output: str = "images") -> tuple[Generation, dict | None]:
-    if isinstance(run.cache, NoCacheConfig):
-        return _generate(pipe, inputs, run.seed, repeats=1, output=output), None
-    return _cached_run(pipe, run, inputs, output)
 
 
 def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
