@@ -24,9 +24,10 @@ class BranchStates(StateManager):
         return self._context.name if self._context is not None else DEFAULT_BRANCH
 
     def get_state(self):
-        if self.branch not in self._state_cache:
-            self._state_cache[self.branch] = self._state_cls(*self._init_args, **self._init_kwargs)
-        return self._state_cache[self.branch]
+        branch = self.branch
+        if branch not in self._state_cache:
+            self._state_cache[branch] = self._state_cls(*self._init_args, **self._init_kwargs)
+        return self._state_cache[branch]
 
 
 __all__ = ["BaseState", "BranchStates", "DEFAULT_BRANCH", "HookRegistry", "ModelHook", "StateManager"]

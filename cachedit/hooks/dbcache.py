@@ -50,6 +50,7 @@ class DBCacheState(BaseState):
 
     def reset(self) -> None:
         self.step = -1
+        self.stats_key = ""  # "<transformer>/<branch>", set by the engine at each step
         self.signature: tuple | None = None  # (shape, dtype, device) of the transformer input
         self.skip = False  # this step skips the middle
         self.diff: float | None = None
@@ -98,15 +99,15 @@ class DBCacheEngine(StackEngine):
             state.span_inputs[index] = inputs[HIDDEN]
 
         if state.skip and index in self.middle:
-            self.stats.record_block(self.branch, skipped=True)
+            self.stats.record_block(state.stats_key, skipped=True)
             segment = self.segment_ends.get(index)
             return pattern.pack(self._estimate(state, segment, inputs) if segment is not None else inputs)
         if state.skip and index in self.optional_tail and self._reuse_tail(state, index):
-            self.stats.record_block(self.branch, skipped=True)
+            self.stats.record_block(state.stats_key, skipped=True)
             return pattern.pack(add_streams(inputs, state.tail_residuals[index]))
 
         output = forward(*args, **kwargs)
-        self.stats.record_block(self.branch, skipped=False)
+        self.stats.record_block(state.stats_key, skipped=False)
         outputs = pattern.unpack(output)
         if index in self.segment_starts:
             state.segment_inputs[self.segment_starts[index]] = inputs
@@ -178,7 +179,7 @@ class DBCacheEngine(StackEngine):
         else:
             state.head_residual = head_residual
             state.continuous_cached_steps = 0
-        self.stats.record_step(self.branch, state.step, computed=not state.skip, diff=state.diff)
+        self.stats.record_step(state.stats_key, state.step, computed=not state.skip, diff=state.diff)
 
     def _may_skip(self, state: DBCacheState) -> bool:
         c = self.config

@@ -27,6 +27,7 @@ class DBPruneState(BaseState):
 
     def reset(self) -> None:
         self.step = -1
+        self.stats_key = ""  # "<transformer>/<branch>", set by the engine at each step
         self.signature: tuple | None = None
         self.skip = False  # unused by DBPrune; kept so the shared step bookkeeping applies
         self.pruned_steps = 0  # steps of this call in which at least one block was pruned
@@ -58,15 +59,15 @@ class DBPruneEngine(StackEngine):
         inputs = self.readers[index](args, kwargs)
         if index == 0:
             state.step_diffs = []
-            state.record = self.stats.record_step(self.branch, state.step, computed=True, diff=None)
+            state.record = self.stats.record_step(state.stats_key, state.step, computed=True, diff=None)
 
         if index not in self.protected and self._may_prune(state, index, inputs[HIDDEN]):
-            self.stats.record_block(self.branch, skipped=True)
+            self.stats.record_block(state.stats_key, skipped=True)
             state.consecutive_pruned[index] = state.consecutive_pruned.get(index, 0) + 1
             result = pattern.pack(add_streams(inputs, state.block_residuals[index]))
         else:
             result = forward(*args, **kwargs)
-            self.stats.record_block(self.branch, skipped=False)
+            self.stats.record_block(state.stats_key, skipped=False)
             if index not in self.protected:
                 state.block_inputs[index] = inputs[HIDDEN]
                 state.block_residuals[index] = sub_streams(pattern.unpack(result), inputs)

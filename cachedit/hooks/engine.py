@@ -59,6 +59,7 @@ class StackEngine:
         state = self.states.get_state()
         state.step += 1
         state.skip = False
+        state.stats_key = self.branch  # built once per step, not once per block
         signature = (tuple(hidden_states.shape), hidden_states.dtype, hidden_states.device)
         if state.signature is not None and signature != state.signature:
             state.invalidate()  # recompute, never broadcast a cached tensor of another shape
