@@ -1,0 +1,62 @@
+"""Offline replicas of the DiT pipeline families of diffusers: the real pipeline, transformer and VAE classes, built
+from scaled-down configs with seeded random weights, and the call that drives each one without text encoders.
+
+Each `Spec` says how to build one family's replica (tiny transformer: 10 cached blocks, so that the default DBCache
+F8B0 leaves a middle, width 32-64; tiny VAE of the family's own class; the real scheduler class) and which prompt
+embeddings stand in for its text encoders. The specs live by modality (`image`, `video`, `audio`); the families
+registered from here join `cachedit.models.families.FAMILIES` under their `name`.
+"""
+
+from __future__ import annotations
+
+import diffusers
+import torch
+
+from ...configs import ModelConfig, ModelSource
+from . import audio, image, video
+from ._common import Spec
+
+SPECS: list[Spec] = [*image.SPECS, *video.SPECS, *audio.SPECS]
+
+
+def build_replica(spec: Spec, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    transformers = {attr: spec.transformer(**overrides).eval() for attr in spec.transformers}
+    if spec.randomize_zeros:
+        with torch.no_grad():
+            for transformer in transformers.values():
+                for param in transformer.parameters():
+                    if param.ndim > 1 and not param.any():
+                        param.normal_(std=0.2)
+    pipe = getattr(diffusers, spec.pipeline_class)(**transformers, **spec.components())
+    for attr, value in spec.setup.items():
+        setattr(pipe, attr, value)
+    return pipe
+
+
+def inputs(spec: Spec, pipe, model: ModelConfig) -> dict:
+    """The call for `model`: prompts for hub checkpoints, seeded prompt embeddings for replicas."""
+    kwargs = {"num_inference_steps": model.num_inference_steps, "output_type": "np"}  # what the runner saves;
+    # tests ask for latents instead. Videos come back as (N, F, H, W, C) frames.
+    if model.guidance_scale is not None:
+        kwargs["guidance_scale"] = model.guidance_scale
+    replica = model.source == ModelSource.replica
+    for key in ("height", "width") if spec.takes_size else ():
+        value = getattr(model, key) if getattr(model, key) is not None else (spec.size if replica else None)
+        if value is not None:
+            kwargs[key] = value
+    if spec.frames is not None:
+        kwargs[spec.frames_key] = spec.frames if replica else None
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    prompt = model.prompt if model.prompt is not None else "a photo of a cat"
+    negative = model.negative_prompt or ""
+    if spec.name == "dit":
+        kwargs.pop("height"), kwargs.pop("width")
+        labels = model.class_labels if model.class_labels is not None else [1]
+        return {**kwargs, "class_labels": [label for label in labels for _ in range(model.num_images)]}
+    if not replica:
+        return {**kwargs, "prompt": prompt, **({"negative_prompt": model.negative_prompt} if model.negative_prompt else {})}
+    return {**kwargs, **spec.embeds(pipe, prompt, negative), **spec.call}
+
+
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
