@@ -307,3 +307,25 @@ def test_a_block_that_does_not_take_the_pattern_streams_is_refused_when_the_adap
     bad = [BlockAdapter(block_lists=(("text_refiner", HIDDEN_OUT),))]
     with pytest.raises(ValueError, match="does not fit forward pattern"):
         cachedit.enable_cache(CustomPipeline(), DBCacheConfig(Fn=1), adapters=bad)
+
+
+def test_a_pattern_can_name_the_parameters_that_carry_its_streams():
+    class MoTBlock(torch.nn.Module):  # Cosmos 3 Omni style: understanding and generation sequences
+        def forward(self, und_seq, gen_seq, rotary_emb=None):
+            return und_seq + 1, gen_seq + 2
+
+    pattern = cachedit.patterns.ForwardPattern(
+        "und_gen_out", (cachedit.patterns.ENCODER, cachedit.patterns.HIDDEN),
+        params=((cachedit.patterns.HIDDEN, "gen_seq"), (cachedit.patterns.ENCODER, "und_seq")),
+    )
+    block = MoTBlock()
+    pattern.check(block)
+    und, gen = torch.zeros(1), torch.ones(1)
+    streams = cachedit.patterns.StreamReader(block, pattern)((und,), {"gen_seq": gen})
+    assert streams == {cachedit.patterns.ENCODER: und, cachedit.patterns.HIDDEN: gen}
+    assert pattern.unpack(block(und, gen)) == {cachedit.patterns.ENCODER: und + 1, cachedit.patterns.HIDDEN: gen + 2}
+    with pytest.raises(ValueError, match=r"does not take \['hidden_states'\] \(as \['gen_seq'\]\)"):
+        cachedit.patterns.ForwardPattern("g", (cachedit.patterns.HIDDEN,), params=(("hidden_states", "gen_seq"),)).check(
+            SingleBlock(2))
+    with pytest.raises(ValueError, match=r"names parameters for \['audio'\], which it does not return"):
+        cachedit.patterns.ForwardPattern("bad", (cachedit.patterns.HIDDEN,), params=(("audio", "aud"),))

@@ -25,25 +25,39 @@ class ForwardPattern:
         outputs (`tuple[str, ...]`): the streams the block returns, in return order. A single stream is returned
             as a bare tensor, several as a tuple. Every output stream must also be an input argument of the block,
             under its own name or one of its aliases (`STREAM_ALIASES`: ``x``/``img`` for ``hidden_states``,
-            ``txt``/``context`` for ``encoder_hidden_states``).
+            ``txt``/``context`` for ``encoder_hidden_states``). Streams beyond these two (LTX-2's
+            ``audio_hidden_states``) are carried and cached like the text stream.
+        params (`tuple[tuple[str, str], ...]`, *optional*): ``(stream, parameter)`` pairs for blocks whose
+            parameters no alias covers (Cosmos 3 Omni's ``gen_seq`` is its ``hidden_states``).
     """
 
     name: str
     outputs: tuple[str, ...]
+    params: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if HIDDEN not in self.outputs:
             raise ValueError(f"Forward pattern `{self.name}` must return `{HIDDEN}` (the change signal is read there).")
+        unknown = [stream for stream, _ in self.params if stream not in self.outputs]
+        if unknown:
+            raise ValueError(f"Forward pattern `{self.name}` names parameters for {unknown}, which it does not return.")
+
+    def param(self, stream: str, params) -> str | None:
+        """The parameter of a block's ``forward`` (names `params`) that carries `stream`, or None."""
+        named = dict(self.params).get(stream)
+        if named is not None:
+            return named if named in params else None
+        return stream_param(stream, params)
 
     def check(self, block: torch.nn.Module) -> None:
         """Raise if `block.forward` does not take every stream this pattern returns."""
         params = inspect.signature(block.forward).parameters
-        missing = [s for s in self.outputs if stream_param(s, params) is None]
+        missing = [s for s in self.outputs if self.param(s, params) is None]
         if missing:
+            expected = [dict(self.params).get(s) or STREAM_ALIASES.get(s, (s,)) for s in missing]
             raise ValueError(
-                f"{type(block).__name__}.forward{inspect.signature(block.forward)} does not take {missing} (nor an "
-                f"alias: {[STREAM_ALIASES[s] for s in missing]}), so it does not fit forward pattern `{self.name}` "
-                f"(returns {list(self.outputs)})."
+                f"{type(block).__name__}.forward{inspect.signature(block.forward)} does not take {missing} (as "
+                f"{expected}), so it does not fit forward pattern `{self.name}` (returns {list(self.outputs)})."
             )
 
     def pack(self, streams: dict[str, torch.Tensor]):
@@ -76,10 +90,9 @@ def stream_param(stream: str, params) -> str | None:
 class StreamReader:
     """Reads a block's input streams from ``(args, kwargs)``; positions are resolved once per block."""
 
-    def __init__(self, block: torch.nn.Module, streams: "ForwardPattern | tuple[str, ...]"):
-        streams = streams.outputs if isinstance(streams, ForwardPattern) else streams
+    def __init__(self, block: torch.nn.Module, pattern: ForwardPattern):
         names = list(inspect.signature(block.forward).parameters)
-        self._params = {s: (stream_param(s, names), names.index(stream_param(s, names))) for s in streams}
+        self._params = {s: (pattern.param(s, names), names.index(pattern.param(s, names))) for s in pattern.outputs}
 
     def __call__(self, args: tuple, kwargs: dict) -> dict[str, torch.Tensor]:
         return {s: kwargs[p] if p in kwargs else args[pos] for s, (p, pos) in self._params.items()}
