@@ -117,6 +117,20 @@ def test_each_guidance_branch_keeps_its_own_state():
     assert decisions(summary, "transformer/uncond") == "CCcc"
 
 
+def test_a_second_call_at_the_same_timestep_without_a_cache_context_gets_its_own_branch():
+    # LongCat-AudioDiT runs its unconditional pass without a cache context: it must not reuse the conditional residual.
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2)
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, config, adapters=TOY_ADAPTERS)
+    pipe(steady_inputs(4), branches=("cond", "uncond"), contexts=False)
+    branches = cachedit.summary(pipe)["branches"]
+    assert {name: b["decisions"] for name, b in branches.items()} == {
+        "transformer/default": "CCcc", "transformer/default#1": "CCcc"}
+    pipe(steady_inputs(5), branches=("cond",), contexts=False)  # one call per step: one branch, every step
+    assert {name: b["decisions"] for name, b in cachedit.summary(pipe)["branches"].items()} == {
+        "transformer/default": "CCccc"}
+
+
 def test_enabling_twice_is_an_error_and_installs_nothing_more():
     pipe = ToyPipeline()
     cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)

@@ -1,5 +1,6 @@
 """The one place that imports diffusers' hook internals (``StateManager`` is not re-exported by diffusers)."""
 
+import torch
 from diffusers.hooks.hooks import BaseState, HookRegistry, ModelHook, StateManager
 
 DEFAULT_BRANCH = "default"
@@ -10,18 +11,38 @@ class BranchStates(StateManager):
     """One state per guidance branch, keyed by the pipeline's ``cache_context`` name.
 
     Pipelines that never open a cache context (PixArt, DiT, ...) run every call in the single `"default"` branch
-    instead of failing as diffusers' `StateManager` would. With ``separate=False`` every branch shares one state.
+    instead of failing as diffusers' `StateManager` would. Where such a pipeline calls the transformer again at the
+    same timestep (LongCat-AudioDiT's unconditional pass), the k-th call of the step gets branch ``default#k``, so
+    guidance passes never share a residual. With ``separate=False`` every branch shares one state.
     """
 
     def __init__(self, state_cls, separate: bool = True) -> None:
         super().__init__(state_cls)
         self.separate = separate
+        self._last_timestep: torch.Tensor | None = None
+        self._repeat = 0  # calls so far at the current timestep, outside any cache context
+
+    def begin_forward(self, timestep) -> None:
+        """Called before each transformer forward with its timestep (None where it has none)."""
+        if not isinstance(timestep, torch.Tensor) or self._context is not None:
+            self._last_timestep, self._repeat = None, 0
+            return
+        last = self._last_timestep
+        same = last is not None and last.shape == timestep.shape and torch.equal(last, timestep.to(last.device))
+        self._repeat = self._repeat + 1 if same else 0
+        self._last_timestep = timestep.detach().clone()
+
+    def reset(self) -> None:
+        super().reset()
+        self._last_timestep, self._repeat = None, 0
 
     @property
     def branch(self) -> str:
         if not self.separate:
             return SHARED_BRANCH
-        return self._context.name if self._context is not None else DEFAULT_BRANCH
+        if self._context is not None:
+            return self._context.name
+        return DEFAULT_BRANCH if self._repeat == 0 else f"{DEFAULT_BRANCH}#{self._repeat}"
 
     def get_state(self):
         branch = self.branch

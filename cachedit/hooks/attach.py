@@ -29,12 +29,16 @@ class CacheRootHook(ModelHook):
         self.states = engine.states  # an attribute, so diffusers' `cache_context(...)` sets the branch on it
 
     def pre_forward(self, module, *args, **kwargs):
+        self.states.begin_forward(next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None))
         self.engine.begin_step(_latent_input(args, kwargs))
         return args, kwargs
 
     def reset_state(self, module):
         self.engine.reset()
         return module
+
+
+_TIMESTEP_KEYS = ("timestep", "timesteps", "t", "sigma")
 
 
 def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:

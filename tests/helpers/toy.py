@@ -24,25 +24,30 @@ class ToyTransformer(torch.nn.Module, CacheMixin):
         torch.manual_seed(0)
         self.transformer_blocks = torch.nn.ModuleList(ToyBlock(dim) for _ in range(num_blocks))
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.transformer_blocks:
             hidden_states = block(hidden_states, temb=None)
         return hidden_states
 
 
 class ToyPipeline:
-    """Calls the transformer once per step and branch on `inputs[step]` (a list of tensors)."""
+    """Calls the transformer once per step and branch on `inputs[step]` (a list of tensors), inside the branch's
+    cache context; with ``contexts=False`` it opens none and passes the step's timestep instead."""
 
     def __init__(self, num_blocks: int = 6) -> None:
         self.transformer = ToyTransformer(num_blocks)
 
     @torch.no_grad()
     def __call__(
-        self, inputs: list[torch.Tensor], branches: tuple[str, ...] = ("cond",), on_step_end=None, num_inference_steps=None
+        self, inputs: list[torch.Tensor], branches: tuple[str, ...] = ("cond",), on_step_end=None, num_inference_steps=None,
+        contexts: bool = True,
     ) -> list[torch.Tensor]:
         outputs = []
         for step, x in enumerate(inputs):
             for branch in branches:
+                if not contexts:
+                    outputs.append(self.transformer(x, timestep=torch.tensor([1000.0 - step])))
+                    continue
                 with self.transformer.cache_context(branch):
                     outputs.append(self.transformer(x))
             if on_step_end is not None:
