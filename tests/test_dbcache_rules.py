@@ -6,7 +6,7 @@ import torch
 import cachedit
 from cachedit import DBCacheConfig
 from cachedit.hooks import relative_l1
-from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
+from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, ToyTransformer, steady_inputs
 
 ALWAYS = 1e9  # a threshold every diff is below: only warmup and caps decide
 
@@ -129,6 +129,23 @@ def test_a_second_call_at_the_same_timestep_without_a_cache_context_gets_its_own
     pipe(steady_inputs(5), branches=("cond",), contexts=False)  # one call per step: one branch, every step
     assert {name: b["decisions"] for name, b in cachedit.summary(pipe)["branches"].items()} == {
         "transformer/default": "CCccc"}
+
+
+def test_an_addition_between_skipped_blocks_is_not_counted_twice():
+    # ConsisID adds face cross-attention between blocks: the cached residual already holds it, so a cached step on an
+    # unchanged input must give exactly the computed output.
+    class AddsBetweenBlocks(ToyTransformer):
+        def forward(self, hidden_states, timestep=None):
+            for block in self.transformer_blocks:
+                hidden_states = block(hidden_states, temb=None) + 0.5
+            return hidden_states
+
+    pipe = ToyPipeline()
+    pipe.transformer = AddsBetweenBlocks()
+    cachedit.enable_cache(pipe, DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=ALWAYS, max_warmup_steps=1), adapters=TOY_ADAPTERS)
+    outputs = pipe(steady_inputs(3))
+    assert decisions(cachedit.summary(pipe)) == "Ccc"
+    assert torch.allclose(outputs[1], outputs[0], atol=1e-6) and torch.equal(outputs[2], outputs[1])
 
 
 def test_enabling_twice_is_an_error_and_installs_nothing_more():

@@ -100,8 +100,15 @@ class DBCacheEngine(StackEngine):
 
         if state.skip and index in self.middle:
             self.stats.record_block(state.stats_key, skipped=True)
+            if index in self.segment_starts:
+                state.segment_inputs[self.segment_starts[index]] = inputs
             segment = self.segment_ends.get(index)
-            return pattern.pack(self._estimate(state, segment, inputs) if segment is not None else inputs)
+            # The estimate starts from the segment's input, not from what reaches its last block: the transformer may
+            # add to the stream between blocks (ConsisID's face cross-attention, Wan VACE's hints), and the cached
+            # residual already holds those additions.
+            if segment is None:
+                return pattern.pack(inputs)
+            return pattern.pack(self._estimate(state, segment, state.segment_inputs[segment]))
         if state.skip and index in self.optional_tail and self._reuse_tail(state, index):
             self.stats.record_block(state.stats_key, skipped=True)
             return pattern.pack(add_streams(inputs, state.tail_residuals[index]))
