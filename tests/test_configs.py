@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ValidationError
 
 from cachedit.conf_store import register_configs
 from cachedit.configs import DBCacheConfig, ModelConfig, ModelSource, NoCacheConfig, RunConfig

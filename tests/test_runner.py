@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 FLUX_SMALL = [
     "model=flux", "model.source=replica", "model.height=64", "model.width=64", "model.num_inference_steps=6",
