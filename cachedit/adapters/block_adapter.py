@@ -17,7 +17,7 @@ from typing import Union
 
 import torch
 
-from .patterns import ENCODER, ENCODER_HIDDEN_OUT, HIDDEN, HIDDEN_ENCODER_OUT, HIDDEN_OUT, STREAM_ALIASES, ForwardPattern
+from .patterns import PATTERNS, STREAM_ALIASES, ForwardPattern
 
 AUTO = "auto"
 # Block lists that auto-discovery leaves alone: they refine or encode the conditioning, not the latent stream.
@@ -127,7 +127,7 @@ def infer_pattern(block: torch.nn.Module) -> ForwardPattern:
     returns = [node.value for node in ast.walk(function) if isinstance(node, ast.Return) and node.value is not None]
     if not returns:
         raise ValueError(f"{cls.__name__}.forward returns nothing readable; name its pattern explicitly.")
-    value = returns[-1]
+    value = max(returns, key=lambda node: node.lineno)  # the final return (ast.walk is breadth-first)
     elements = value.elts if isinstance(value, ast.Tuple) else [value]
     names = [e.id if isinstance(e, ast.Name) else None for e in elements]
     if None in names or not set(names) <= set(params) or len(set(names)) != len(names):
@@ -135,15 +135,13 @@ def infer_pattern(block: torch.nn.Module) -> ForwardPattern:
             f"{cls.__name__}.forward returns `{ast.unparse(value)}`, which is not a tuple of its stream arguments "
             f"{params}; name its pattern explicitly (cachedit.patterns)."
         )
-    streams = tuple(next((s for s, aliases in STREAM_ALIASES.items() if n in aliases), None) for n in names)
-    known = {(HIDDEN,): HIDDEN_OUT, (ENCODER, HIDDEN): ENCODER_HIDDEN_OUT, (HIDDEN, ENCODER): HIDDEN_ENCODER_OUT}
-    if streams not in known or [n for n in names if n in params] != names:
+    # The pattern whose streams sit in exactly these parameters, in this order (aliases and named parameters count).
+    pattern = next((p for p in PATTERNS.values() if tuple(p.param(s, params) for s in p.outputs) == tuple(names)), None)
+    if pattern is None:
         raise ValueError(
-            f"{cls.__name__}.forward returns {names}, which fits no forward pattern (hidden_states and optionally "
-            f"encoder_hidden_states, or their aliases {STREAM_ALIASES}); name its pattern explicitly."
+            f"{cls.__name__}.forward returns {names}, which fits none of the forward patterns {list(PATTERNS)} "
+            f"(stream aliases: {STREAM_ALIASES}); name its pattern explicitly."
         )
-    pattern = known[streams]
-    pattern.check(block)
     return pattern
 
 

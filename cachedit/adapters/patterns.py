@@ -14,6 +14,7 @@ import torch
 
 HIDDEN = "hidden_states"
 ENCODER = "encoder_hidden_states"
+AUDIO = "audio_hidden_states"  # LTX-2's audio latents, carried and cached like the text stream
 
 
 @dataclass(frozen=True)
@@ -104,5 +105,14 @@ ENCODER_HIDDEN_OUT = ForwardPattern("encoder_hidden_out", (ENCODER, HIDDEN))
 HIDDEN_ENCODER_OUT = ForwardPattern("hidden_encoder_out", (HIDDEN, ENCODER))
 # Single-stream blocks (text, if any, enters through cross-attention): DiT, PixArt, Sana, ...
 HIDDEN_OUT = ForwardPattern("hidden_out", (HIDDEN,))
+# Audio-video blocks that return (video, audio); text enters through cross-attention: LTX-2.
+HIDDEN_AUDIO_OUT = ForwardPattern("hidden_audio_out", (HIDDEN, AUDIO))
+# Kandinsky 6's fused video/audio blocks: the same streams as `vis` and `aud` (None when the call makes no audio).
+VIS_AUD_OUT = ForwardPattern("vis_aud_out", (HIDDEN, AUDIO), params=((HIDDEN, "vis"), (AUDIO, "aud")))
+# Mixture-of-transformers layers that return (understanding, generation): Cosmos 3 Omni's `und_seq` is the text
+# stream, `gen_seq` the latent (vision, sound, action) stream.
+UND_GEN_OUT = ForwardPattern("und_gen_out", (ENCODER, HIDDEN), params=((HIDDEN, "gen_seq"), (ENCODER, "und_seq")))
 
-PATTERNS = {p.name: p for p in (ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT)}
+PATTERNS = {p.name: p for p in (
+    ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, HIDDEN_AUDIO_OUT, VIS_AUD_OUT, UND_GEN_OUT,
+)}
