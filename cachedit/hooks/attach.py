@@ -19,7 +19,10 @@ def _names(stack: str | None) -> tuple[str, str]:
 
 
 class CacheRootHook(ModelHook):
-    """On the transformer: marks the start of each step and is reset with the pipeline's stateful hooks."""
+    """On the transformer: marks the start of each step and is reset with the pipeline's stateful hooks.
+
+    A call that stores every block's keys and values for later calls (`_writes_kv_cache`) runs uncached and is no
+    step of any branch: a skipped block would store nothing, and the calls that read them are counted as usual."""
 
     _is_stateful = True
 
@@ -29,9 +32,16 @@ class CacheRootHook(ModelHook):
         self.states = engine.states  # an attribute, so diffusers' `cache_context(...)` sets the branch on it
 
     def pre_forward(self, module, *args, **kwargs):
+        self.engine.bypass = _writes_kv_cache(kwargs)
+        if self.engine.bypass:
+            return args, kwargs
         self.states.begin_forward(next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None))
         self.engine.begin_step(_latent_input(args, kwargs))
         return args, kwargs
+
+    def post_forward(self, module, output):
+        self.engine.bypass = False
+        return output
 
     def reset_state(self, module):
         self.engine.reset()
@@ -39,6 +49,13 @@ class CacheRootHook(ModelHook):
 
 
 _TIMESTEP_KEYS = ("timestep", "timesteps", "t", "sigma")
+
+
+def _writes_kv_cache(kwargs: dict) -> bool:
+    """FLUX.2 Klein KV's and Qwen-Image 2.1's first step and Wan-Animate 2's reference pass (``kv_cache_mode=
+    "extract"``); AnyFlow-FAR's re-encoding of a finished chunk (``kv_cache_flag["is_cache_step"]``)."""
+    flag = kwargs.get("kv_cache_flag")
+    return kwargs.get("kv_cache_mode") == "extract" or (isinstance(flag, dict) and bool(flag.get("is_cache_step")))
 
 
 def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -61,6 +78,8 @@ class CacheBlockHook(ModelHook):
         self.index = index
 
     def new_forward(self, module, *args, **kwargs):
+        if self.engine.bypass:
+            return self.fn_ref.original_forward(*args, **kwargs)
         return self.engine.run_block(self.index, self.fn_ref.original_forward, args, kwargs)
 
 

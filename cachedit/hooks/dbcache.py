@@ -58,7 +58,7 @@ class DBCacheState(BaseState):
         self.continuous_cached_steps = 0
         self.span_inputs: dict[int, torch.Tensor] = {}  # hidden input at block 0 and at list starts in the head
         self.head_residual: torch.Tensor | None = None  # first-Fn residual at the last computed step
-        self.segment_inputs: dict[int, Streams] = {}  # per middle segment, at the last computed step
+        self.segment_inputs: dict[int, Streams] = {}  # per middle segment, this step (cleared at each step)
         self.segment_residuals: dict[int, Streams] = {}
         self.tail_residuals: dict[int, Streams] = {}
         self.forecasters: dict[tuple[int, str], TaylorSeerState] = {}  # (segment, stream)
@@ -89,6 +89,10 @@ class DBCacheEngine(StackEngine):
         self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
         self.taylorseer = taylorseer if taylorseer is not None and taylorseer.order > 0 else None
 
+    def begin_step(self, hidden_states: torch.Tensor) -> None:
+        super().begin_step(hidden_states)
+        self.states.get_state().segment_inputs = {}
+
     # ---------------------------------------------------------------- per block
 
     def run_block(self, index: int, forward, args: tuple, kwargs: dict):
@@ -108,7 +112,9 @@ class DBCacheEngine(StackEngine):
             # residual already holds those additions.
             if segment is None:
                 return pattern.pack(inputs)
-            return pattern.pack(self._estimate(state, segment, state.segment_inputs[segment]))
+            # A block the transformer left out this call (Wan-Animate 2's unconditional pass skips one) leaves no
+            # segment input: start from what reaches the segment's end.
+            return pattern.pack(self._estimate(state, segment, state.segment_inputs.get(segment, inputs)))
         if state.skip and index in self.optional_tail and self._reuse_tail(state, index):
             self.stats.record_block(state.stats_key, skipped=True)
             return pattern.pack(add_streams(inputs, state.tail_residuals[index]))
@@ -120,7 +126,7 @@ class DBCacheEngine(StackEngine):
             state.segment_inputs[self.segment_starts[index]] = inputs
         if index in self.segment_ends:
             segment = self.segment_ends[index]
-            state.segment_residuals[segment] = sub_streams(outputs, state.segment_inputs[segment])
+            state.segment_residuals[segment] = sub_streams(outputs, state.segment_inputs.get(segment, inputs))
             self._update_forecast(state, segment, outputs)
         if index in self.optional_tail:
             state.tail_residuals[index] = sub_streams(outputs, inputs)

@@ -42,6 +42,7 @@ class StackEngine:
         self.cfg = cfg if cfg is not None else CFGCacheConfig()
         self.states = BranchStates(self.state_cls, separate=self.cfg.enable_separate_cfg)
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
+        self.bypass = False  # the current transformer call runs uncached and uncounted (a K/V extract pass)
 
     # ---------------------------------------------------------------- lifecycle
 
