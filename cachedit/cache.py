@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+import torch
+
 from .adapters import BlockAdapter, adapters_for
 from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .factory import build_engine, config_for
@@ -44,12 +46,23 @@ def _with_call_reset(cls: type) -> type:
     signature = inspect.signature(cls.__call__)
 
     def __call__(self, *args, **kwargs):
-        bound = signature.bind_partial(self, *args, **kwargs)
-        bound.apply_defaults()
-        getattr(self, _HANDLE).begin_call(bound.arguments.get("num_inference_steps"))
+        getattr(self, _HANDLE).begin_call(_num_inference_steps(self, signature, args, kwargs))
         return cls.__call__(self, *args, **kwargs)
 
     return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
+
+def _num_inference_steps(pipe, signature: inspect.Signature, args: tuple, kwargs: dict) -> int | None:
+    """The call's step count: an argument of classic pipelines; a keyword input of modular pipelines
+    (``pipe(prompt=..., num_inference_steps=8)``), whose default sits on the pipeline's blocks."""
+    bound = signature.bind_partial(pipe, *args, **kwargs)
+    bound.apply_defaults()
+    if "num_inference_steps" in bound.arguments:
+        return bound.arguments["num_inference_steps"]
+    if "num_inference_steps" in kwargs:
+        return kwargs["num_inference_steps"]
+    defaults = getattr(pipe, "default_call_parameters", None)  # ModularPipeline
+    return defaults.get("num_inference_steps") if isinstance(defaults, dict) else None
 
 
 def is_cache_enabled(pipe) -> bool:
@@ -89,15 +102,22 @@ def enable_cache(
         built = []
         present = [adapter for adapter in adapters if adapter.present(pipe)]  # Wan 2.1 has no transformer_2
         names = [adapter.transformer for adapter in present]
-        for adapter in present:
-            transformer = adapter.find_transformer(pipe)
-            stacks = adapter.stacks(transformer, config_for(config, adapter.transformer, names))
-            for stack in stacks:
-                engine = build_engine(
-                    stack.config, stack.blocks, handle.stats, stack.name, stack.list_starts,
-                    taylorseer=taylorseer, scm=scm, cfg=cfg,
-                )
-                built.append((transformer, engine, [block for block, _ in stack.blocks], stack.name if len(stacks) > 1 else None))
+        try:
+            for adapter in present:
+                transformer = adapter.find_transformer(pipe)
+                stacks = adapter.stacks(transformer, config_for(config, adapter.transformer, names))
+                for stack in stacks:
+                    engine = build_engine(
+                        stack.config, stack.blocks, handle.stats, stack.name, stack.list_starts,
+                        taylorseer=taylorseer, scm=scm, cfg=cfg,
+                    )
+                    stack_name = stack.name if len(stacks) > 1 else None
+                    built.append((transformer, engine, [block for block, _ in stack.blocks], stack_name))
+        except Exception:
+            for adapter in present:  # an adapter's patch (Latte's block pairs) may already sit on its transformer
+                if isinstance(getattr(pipe, adapter.transformer, None), torch.nn.Module):
+                    detach_engine(getattr(pipe, adapter.transformer))
+            raise
         if not built:
             raise ValueError(f"None of the adapters' transformers is present on this {type(pipe).__name__}.")
         for transformer, engine, blocks, stack in built:

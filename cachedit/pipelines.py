@@ -78,7 +78,7 @@ def check_model(model: ModelConfig) -> dict[str, int]:
     family = get_family(model.name)
     if model.source == ModelSource.replica:
         with init_empty_weights():
-            transformers = {"transformer": family.replica_transformer(**model.replica)}
+            transformers = {attr: family.replica_transformer(**model.replica) for attr in family.transformers}
         pipeline_class = family.pipeline_class
     else:
         if model.source == ModelSource.embedded:
@@ -90,7 +90,10 @@ def check_model(model: ModelConfig) -> dict[str, int]:
         else:
             location = _hub_location(model, family)
         transformers = {}
-        for attr in ("transformer", "transformer_2"):
+        # Every transformer an adapter names (`transformer_2`, Ideogram 4's `unconditional_transformer`, Shap-E's
+        # `prior`); a checkpoint without one (Wan 2.1's empty `transformer_2`) simply has no entry.
+        names = [adapter.transformer for adapter in adapters_for(type(family.pipeline_class, (), {})())]
+        for attr in names:
             try:
                 cls, config = _transformer_config(location, attr)
             except (KeyError, OSError):
@@ -115,5 +118,5 @@ def load_pipeline(model: ModelConfig):
         else:
             pipe = getattr(diffusers, family.pipeline_class).from_pretrained(_hub_location(model, family), torch_dtype=dtype)
         pipe = pipe.to(resolve_device(model))
-        _LOADED[key] = pipe if pipe.transformer.dtype == dtype else pipe.to(dtype=dtype)
+        _LOADED[key] = pipe if pipe.dtype == dtype else pipe.to(dtype=dtype)  # Shap-E's denoiser is its `prior`
     return _LOADED[key]

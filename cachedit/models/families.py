@@ -27,6 +27,8 @@ class Family:
     quality (`Callable`, *optional*): ``(images, inputs) -> dict`` of task metrics (e.g. digit accuracy).
     grid_rows (`Callable`, *optional*): ``(inputs) -> row labels`` for image grids; one row per label.
     output (`str`): the attribute of the pipeline output holding the result (``frames`` for video pipelines).
+    transformers (`tuple[str, ...]`): the pipeline attributes the replica builds with `replica_transformer` (Wan
+        2.2: ``transformer`` and ``transformer_2``; Shap-E: ``prior``).
     """
 
     name: str
@@ -38,6 +40,7 @@ class Family:
     quality: Callable | None = None
     grid_rows: Callable | None = None
     output: str = "images"
+    transformers: tuple[str, ...] = ("transformer",)
 
 
 def _common(model: ModelConfig, replica_size: int | None = None) -> dict:
@@ -171,6 +174,7 @@ def _register_dit_families() -> None:
                 spec.transformer,
                 partial(dit_families.inputs, spec),
                 output=spec.output,
+                transformers=spec.transformers,
             )
 
 
