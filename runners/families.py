@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from cachedit.adapters import registry
+from cachedit.models.dit_families.modular import modular_classes
 from cachedit.models.families import FAMILIES as REPLICAS
 
 
@@ -27,8 +28,11 @@ def block_lists(family: str) -> str:
 def proof(family: str) -> str:
     _, pipelines = registry.FAMILIES[family]
     names = [name for name, replica in REPLICAS.items() if replica.pipeline_class in pipelines]
-    if names:
-        return "replica " + ", ".join(f"`model={name}`" for name in names)
+    modular = [name for name in pipelines if name in modular_classes()]  # run by tests/test_modular.py
+    proofs = ["replica " + ", ".join(f"`model={name}`" for name in names)] if names else []
+    proofs += ["modular replica " + ", ".join(f"`{name}`" for name in modular)] if modular else []
+    if proofs:
+        return "; ".join(proofs)
     return "unproven: " + registry.UNPROVEN.get(family, "no replica and no reason given")
 
 

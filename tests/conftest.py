@@ -30,8 +30,8 @@ class Replica:
         spec = dit_families.SPECS_BY_NAME.get(name)
         self.output = spec.output if spec is not None else "images"  # video pipelines return `.frames`
         # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast. DiT cannot
-        # return latents, and the tiny DiT works in pixel space.
-        self.output_type = {"dit": "np", "tiny_dit": "pt"}.get(name, "latent")
+        # return latents (nor can Kandinsky 6 SR, which blends decoded tiles), and the tiny DiT works in pixel space.
+        self.output_type = {"dit": "np", "tiny_dit": "pt", "kandinsky6_sr": "pt"}.get(name, "latent")
         self._baseline = None
 
     def __call__(self, seed: int = 0, **overrides) -> torch.Tensor:

@@ -1,16 +1,21 @@
 """Which blocks to cache for each known diffusers pipeline, keyed by pipeline class name.
 
 One entry per family (the transformer class decides the layout); every variant pipeline of the family (img2img,
-inpaint, edit, image-to-video, Kontext, Fill, ControlNet, PAG, ...) maps to the same adapters. Families whose
-transformer transforms the streams between two block lists (FLUX.2, Chroma, AuraFlow and Bria-FIBO concatenate
-text and image tokens) cache both lists: the engine cuts a skipped span at list boundaries. ``FAMILY_OF`` names each pipeline's family; ``supported_pipelines()``
-lists them.
+inpaint, edit, image-to-video, Kontext, Fill, ControlNet, PAG, ...) and its Modular Diffusers pipelines
+(``FluxModularPipeline``, ...) map to the same adapters. Families whose transformer transforms the streams between
+two block lists (FLUX.2, Chroma, AuraFlow and Bria-FIBO concatenate text and image tokens) cache both lists: the
+engine cuts a skipped span at list boundaries. Layouts that fit no list of blocks get a small adapter subclass next
+to their entry (Motif-Video's decoder tail, Latte's spatial/temporal pairs in `latte.py`). ``FAMILY_OF`` names each
+pipeline's family; ``supported_pipelines()`` lists them; ``python -m runners.families`` prints the table.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .block_adapter import BlockAdapter
-from .patterns import ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT
+from .latte import PairedLatteAdapter
+from .patterns import ENCODER_HIDDEN_OUT, HIDDEN_AUDIO_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, UND_GEN_OUT, VIS_AUD_OUT
 
 
 def _one(*block_lists, transformer: str = "transformer") -> tuple[BlockAdapter, ...]:
@@ -23,6 +28,36 @@ def _two(*block_lists) -> tuple[BlockAdapter, ...]:
         BlockAdapter(block_lists=tuple(block_lists), transformer="transformer"),
         BlockAdapter(block_lists=tuple(block_lists), transformer="transformer_2", optional=True),
     )
+
+
+def _cond_uncond(*block_lists) -> tuple[BlockAdapter, ...]:
+    """Ideogram 4's asymmetric CFG: a conditional `transformer` and an `unconditional_transformer`, one engine each."""
+    return (
+        BlockAdapter(block_lists=tuple(block_lists), transformer="transformer"),
+        BlockAdapter(block_lists=tuple(block_lists), transformer="unconditional_transformer"),
+    )
+
+
+@dataclass(frozen=True)
+class _DecoderTailAdapter(BlockAdapter):
+    """Motif-Video: the last `transformer.num_decoder_layers` single blocks are a DDT decoder that refines a fresh copy
+    of the patch embeddings with the encoder's output as its context, so the streams change inside one list.
+    ``"<list>:encoder"`` and ``"<list>:decoder"`` name the two parts as lists of their own, so the engine cuts a
+    skipped span where the streams change (a checkpoint without decoder blocks gets an empty decoder part)."""
+
+    def _list(self, transformer, attr):
+        name, _, part = attr.partition(":")
+        blocks = super()._list(transformer, name)
+        if not part:
+            return blocks
+        cut = len(blocks) - transformer.num_decoder_layers
+        return blocks[:cut] if part == "encoder" else blocks[cut:]
+
+
+_MOTIF_VIDEO = (_DecoderTailAdapter(block_lists=(
+    ("transformer_blocks", HIDDEN_ENCODER_OUT), ("single_transformer_blocks:encoder", HIDDEN_ENCODER_OUT),
+    ("single_transformer_blocks:decoder", HIDDEN_ENCODER_OUT),
+)),)
 
 
 _FLUX = _one(("transformer_blocks", ENCODER_HIDDEN_OUT), ("single_transformer_blocks", ENCODER_HIDDEN_OUT))
@@ -42,22 +77,31 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxFillPipeline", "FluxKontextPipeline",
         "FluxKontextInpaintPipeline", "FluxControlPipeline", "FluxControlImg2ImgPipeline", "FluxControlInpaintPipeline",
         "FluxControlNetPipeline", "FluxControlNetImg2ImgPipeline", "FluxControlNetInpaintPipeline",
+        "FluxModularPipeline", "FluxKontextModularPipeline",
     )),
-    "flux2": (_DUAL_THEN_CONCAT, ("Flux2Pipeline", "Flux2KleinPipeline", "Flux2KleinInpaintPipeline")),
+    "flux2": (_DUAL_THEN_CONCAT, (
+        "Flux2Pipeline", "Flux2KleinPipeline", "Flux2KleinInpaintPipeline", "Flux2ModularPipeline",
+        "Flux2KleinModularPipeline", "Flux2KleinBaseModularPipeline",
+    )),
     "qwen_image": (_DUAL_ENCODER_FIRST, (
         "QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline", "QwenImageEditPipeline",
         "QwenImageEditInpaintPipeline", "QwenImageEditPlusPipeline", "QwenImageControlNetPipeline",
-        "QwenImageControlNetInpaintPipeline", "QwenImageLayeredPipeline",
+        "QwenImageControlNetInpaintPipeline", "QwenImageLayeredPipeline", "QwenImageModularPipeline",
+        "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
     )),
     "wan": (_two(("blocks", HIDDEN_OUT)), (
         "WanPipeline", "WanImageToVideoPipeline", "WanVideoToVideoPipeline", "WanVACEPipeline", "LucyEditPipeline",
+        "WanModularPipeline", "WanImage2VideoModularPipeline", "Wan22ModularPipeline", "Wan22Image2VideoModularPipeline",
+        "Wan22VaceModularPipeline",
     )),
     "wan_single": (_BLOCKS, ("WanAnimatePipeline", "ChronoEditPipeline")),
     "hunyuan_video": (_HUNYUAN_DUAL_SINGLE, (
         "HunyuanVideoPipeline", "HunyuanVideoImageToVideoPipeline", "HunyuanSkyreelsImageToVideoPipeline",
         "HunyuanVideoFramepackPipeline",
     )),
-    "hunyuan_video15": (_DUAL_HIDDEN_FIRST, ("HunyuanVideo15Pipeline", "HunyuanVideo15ImageToVideoPipeline")),
+    "hunyuan_video15": (_DUAL_HIDDEN_FIRST, (
+        "HunyuanVideo15Pipeline", "HunyuanVideo15ImageToVideoPipeline", "HunyuanVideo15ModularPipeline",
+    )),
     "hunyuandit": (_BLOCKS, ("HunyuanDiTPipeline", "HunyuanDiTControlNetPipeline", "HunyuanDiTPAGPipeline")),
     "hunyuan_image": (_HUNYUAN_DUAL_SINGLE, ("HunyuanImagePipeline", "HunyuanImageRefinerPipeline")),
     "cogvideox": (_DUAL_HIDDEN_FIRST, (
@@ -68,13 +112,14 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "cogview4": (_DUAL_HIDDEN_FIRST, ("CogView4Pipeline", "CogView4ControlPipeline")),
     "ltx": (_TRANSFORMER_BLOCKS, (
         "LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXI2VLongMultiPromptPipeline",
+        "LTXModularPipeline",
     )),
     "mochi": (_DUAL_HIDDEN_FIRST, ("MochiPipeline",)),
     "allegro": (_TRANSFORMER_BLOCKS, ("AllegroPipeline",)),
     "sd3": (_DUAL_ENCODER_FIRST, (
         "StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline",
         "StableDiffusion3ControlNetPipeline", "StableDiffusion3ControlNetInpaintingPipeline",
-        "StableDiffusion3PAGPipeline", "StableDiffusion3PAGImg2ImgPipeline",
+        "StableDiffusion3PAGPipeline", "StableDiffusion3PAGImg2ImgPipeline", "StableDiffusion3ModularPipeline",
     )),
     "pixart": (_TRANSFORMER_BLOCKS, ("PixArtAlphaPipeline", "PixArtSigmaPipeline", "PixArtSigmaPAGPipeline")),
     "sana": (_TRANSFORMER_BLOCKS, (
@@ -84,12 +129,16 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "lumina2": (_LAYERS, ("Lumina2Pipeline",)),
     "auraflow": (_one(("joint_transformer_blocks", ENCODER_HIDDEN_OUT), ("single_transformer_blocks", HIDDEN_OUT)), ("AuraFlowPipeline",)),
     "chroma": (_DUAL_THEN_CONCAT, ("ChromaPipeline", "ChromaImg2ImgPipeline", "ChromaInpaintPipeline")),
-    # Each HiDream single block sees torch.cat([image, llama_layer_i]) and the transformer trims the text back off.
-    "hidream": (_one(("single_stream_blocks", HIDDEN_OUT)), ("HiDreamImagePipeline",)),
+    # HiDream's double blocks return (image, text) where the text is torch.cat([t5_and_last_llama, llama_layer_i]);
+    # the transformer trims llama_layer_i back off, so a skipped span's text residual is right on the part kept. Each
+    # single block sees torch.cat([image, text, llama_layer_i]), trimmed likewise. The list boundary cuts the span.
+    "hidream": (_one(("double_stream_blocks", HIDDEN_ENCODER_OUT), ("single_stream_blocks", HIDDEN_OUT)),
+                ("HiDreamImagePipeline",)),
     "dit": (_TRANSFORMER_BLOCKS, ("DiTPipeline",)),
     "cosmos": (_TRANSFORMER_BLOCKS, (
         "CosmosTextToWorldPipeline", "CosmosVideoToWorldPipeline", "Cosmos2TextToImagePipeline",
         "Cosmos2VideoToWorldPipeline", "Cosmos2_5_PredictBasePipeline", "Cosmos2_5_TransferPipeline",
+        "AnimaModularPipeline",  # Anima runs the Cosmos transformer
     )),
     "skyreels_v2": (_BLOCKS, (
         "SkyReelsV2Pipeline", "SkyReelsV2ImageToVideoPipeline", "SkyReelsV2DiffusionForcingPipeline",
@@ -97,13 +146,14 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     )),
     "omnigen": (_LAYERS, ("OmniGenPipeline",)),
     "easyanimate": (_DUAL_HIDDEN_FIRST, ("EasyAnimatePipeline", "EasyAnimateInpaintPipeline", "EasyAnimateControlPipeline")),
+    # CogVideoX blocks; the face perceiver cross-attentions between them run outside the blocks, on every step.
     "consisid": (_DUAL_HIDDEN_FIRST, ("ConsisIDPipeline",)),
     "visualcloze": (_FLUX, ("VisualClozePipeline", "VisualClozeGenerationPipeline")),
     "bria": (_FLUX, ("BriaPipeline",)),
     "bria_fibo": (_DUAL_THEN_CONCAT, ("BriaFiboPipeline", "BriaFiboEditPipeline")),
     "z_image": (_LAYERS, (
         "ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", "ZImageControlNetPipeline",
-        "ZImageControlNetInpaintPipeline", "ZImageOmniPipeline",
+        "ZImageControlNetInpaintPipeline", "ZImageOmniPipeline", "ZImageModularPipeline",
     )),
     # The text encoder blocks run once per call before the visual blocks.
     "kandinsky5": (_one(("visual_transformer_blocks", HIDDEN_OUT)), (
@@ -114,6 +164,107 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "ovis_image": (_FLUX, ("OvisImagePipeline",)),
     "glm_image": (_DUAL_HIDDEN_FIRST, ("GlmImagePipeline",)),
     "prx": (_BLOCKS, ("PRXPipeline", "PRXPixelPipeline")),
+    # One list of audio-video blocks returning (video, audio): the audio latents are carried and cached like a text
+    # stream. The DFR pipelines' opt-in `video_tiles` run one call per tile per step without a cache_context: each
+    # tile's call at a timestep gets a branch of its own (default, default#1, ...).
+    "ltx2": (_one(("transformer_blocks", HIDDEN_AUDIO_OUT)), (
+        "LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline", "LTX2InContextPipeline", "LTX2HDRPipeline",
+        "LTX2DFRPipeline", "LTX2DFRTemporalRefinePipeline", "LTX2ModularPipeline", "LTX25ModularPipeline",
+        "EchoModularPipeline",  # Echo runs the LTX-2 transformer
+    )),
+    # Audio DiTs with one single-stream list (text enters by cross-attention). Stable Audio 3's blocks take the latent
+    # stream (memory tokens first) as `hidden_states`; its inpaint variant adds `local_add_cond` inside the same blocks.
+    "ace_step": (_LAYERS, ("AceStepPipeline",)),
+    "stable_audio3": (_TRANSFORMER_BLOCKS, (
+        "StableAudio3Pipeline", "StableAudio3AudioToAudioPipeline", "StableAudio3InpaintPipeline",
+    )),
+    # Guidance runs the uncond call separately without a cache_context: the second call at a timestep gets its own
+    # branch (default#1), so the two passes never share a residual.
+    "longcat_audio": (_BLOCKS, ("LongCatAudioDiTPipeline",)),
+    # Both JoyImage transformers (Edit: reference and target as items of one 3-D latent; Edit Plus: padded patch
+    # sequences) run one list of double-stream blocks returning (image, text). Edit runs its negative prompt as a
+    # second call without a cache_context (branch default#1); Edit Plus batches both prompts in one call.
+    "joy_image_edit": (_one(("double_blocks", HIDDEN_ENCODER_OUT)),
+                       ("JoyImageEditPipeline", "JoyImageEditPlusPipeline")),
+    # The `noise_refiner` blocks carry only the image (and edit-context) tokens before the gist tokens join them, like
+    # Lumina 2's refiners, so they always compute; the joint `layers` (some with text cross-attention) are cached.
+    # The negative prompt runs as a second call without a cache_context: its own branch (default#1).
+    "bria_fibo2": (_LAYERS, ("BriaFibo2Pipeline",)),
+    "lumina_next": (_LAYERS, ("LuminaPipeline",)),
+    # FLUX.2's layout. With a reference image, step 0 is an extract pass (reference + image tokens) that stores every
+    # block's reference K/V; later steps take image tokens only and read those K/V. The extract pass is each call's
+    # first transformer call (nothing cached yet), and the token count changes after it, which drops the cached
+    # residuals, so no block is ever skipped while K/V are extracted.
+    "flux2_klein_kv": (_DUAL_THEN_CONCAT, ("Flux2KleinKVPipeline",)),
+    # One single-stream list over torch.cat([image, text]), sequence-first ([S, B, H]); the block calls it `x`.
+    "ernie_image": (_LAYERS, ("ErnieImagePipeline", "ErnieImageModularPipeline")),
+    "ideogram4": (_cond_uncond(("layers", HIDDEN_OUT)), ("Ideogram4Pipeline", "Ideogram4ModularPipeline")),
+    # Single stream over torch.cat([text, image]); the text-fusion blocks (nested in `text_fusion`) refine the prompt.
+    "krea2": (_TRANSFORMER_BLOCKS, ("Krea2Pipeline", "Krea2ModularPipeline", "Krea2TurboModularPipeline")),
+    # Single stream over text with the image tokens interleaved. With the default KV cache, step 0 runs the whole
+    # sequence and stores the prefix K/V; later steps take the target image tokens only (the token count change
+    # drops the cached residuals, so no block is skipped while K/V are extracted).
+    "qwen_image21": (_TRANSFORMER_BLOCKS, (
+        "QwenImage21Pipeline", "QwenImage21ModularPipeline", "QwenImage21TurboModularPipeline",
+    )),
+    # Image tokens only; text enters as per-block keys/values. The middle blocks are mixture-of-experts.
+    "nucleus_moe_image": (_TRANSFORMER_BLOCKS, ("NucleusMoEImagePipeline",)),
+    # Fused video/audio blocks return (video, audio); the video and audio text blocks before them encode the prompt.
+    "kandinsky6": (_one(("visual_transformer_blocks", VIS_AUD_OUT)), ("Kandinsky6TI2VAPipeline",)),
+    # The text-free video super-resolution transformer: single-stream blocks, one denoising loop per tile.
+    "kandinsky6_sr": (_one(("visual_transformer_blocks", HIDDEN_OUT)), ("Kandinsky6SRPipeline",)),
+    # The history latents (short, mid, long) are concatenated before the blocks and run through them with the chunk.
+    "helios": (_BLOCKS, (
+        "HeliosPipeline", "HeliosPyramidPipeline", "HeliosModularPipeline", "HeliosPyramidModularPipeline",
+        "HeliosPyramidDistilledModularPipeline",
+    )),
+    # Dual-stream blocks, single-stream blocks, then the DDT decoder blocks that end `single_transformer_blocks`.
+    "motif_video": (_MOTIF_VIDEO, ("MotifVideoPipeline", "MotifVideoImage2VideoPipeline")),
+    # aMUSEd's U-ViT: the conv down/up blocks around `transformer_layers` always compute. Its masked-token loop calls
+    # the transformer once per step on tokens that steps unmask progressively, so the latent stream changes slowly.
+    "amused": (_one(("transformer_layers", HIDDEN_OUT)), (
+        "AmusedPipeline", "AmusedImg2ImgPipeline", "AmusedInpaintPipeline",
+    )),
+    # Camera-controlled image-to-video: every block takes the camera rays (UCPE attention, Plücker embedding).
+    "sana_wm": (_BLOCKS, ("SanaWMPipeline",)),
+    # AnyFlow-FAR re-encodes each finished chunk to write every block's KV cache (`kv_cache_flag["is_cache_step"]`):
+    # the hooks run that call uncached and uncounted (`cachedit.hooks.attach._writes_kv_cache`).
+    "anyflow": (_BLOCKS, ("AnyFlowPipeline", "AnyFlowFARPipeline")),
+    # PriorTransformer (`prior`): a CLIP-image-embedding (Kandinsky, unCLIP) or 3D-latent (Shap-E) denoiser whose
+    # blocks run on [text, projection, time, latent, prd] tokens. In the unCLIP pipelines only the prior is cached.
+    "prior": (_one(("transformer_blocks", HIDDEN_OUT), transformer="prior"), (
+        "KandinskyPriorPipeline", "KandinskyV22PriorPipeline", "KandinskyV22PriorEmb2EmbPipeline", "ShapEPipeline",
+        "ShapEImg2ImgPipeline", "UnCLIPPipeline", "StableUnCLIPPipeline",
+    )),
+    # Modular-only families: diffusers 0.42.1 has no classic pipeline for them, so there is no conf/model YAML (the
+    # Hydra runner drives classic pipelines); modular-only replicas in tests/test_modular.py prove them.
+    # FLUX.3: per-mode blocks (text, image, reference image), then joint single blocks over [text, image, reference].
+    # The image mode blocks and the joint blocks carry the latent stream; the text and reference mode blocks run at
+    # timestep 0 (only the distilled model's target timestep varies) and always compute. The list boundary cuts a
+    # skipped span where the streams join.
+    "flux3": (_one(("mode_blocks.image", HIDDEN_OUT), ("single_transformer_blocks", ENCODER_HIDDEN_OUT)), (
+        "Flux3ModularPipeline", "Flux3DistilledModularPipeline",
+    )),
+    # One packed sequence of text, conditioning, audio and video rows through one list. A workflow loads one of the two
+    # denoisers: `transformer` (t2va, fl2va) or `transformer_ref` (ref2va); each runs once per step (no guidance).
+    "minimax_h3": (tuple(
+        BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),), transformer=name, optional=True)
+        for name in ("transformer", "transformer_ref")
+    ), ("MiniMaxH3ModularPipeline",)),
+    # Single-stream blocks over [timestep token, latents]. Each 200-frame window of a longer song runs its own loop
+    # within one call, so the steps of later windows continue the call's step count.
+    "minimax_music3": (_TRANSFORMER_BLOCKS, ("MiniMaxMusic3ModularPipeline",)),
+    # Per segment, one reference pass (`kv_cache_mode="extract"`, reference tokens only: a different token count, so
+    # it drops the cached residuals and is never skipped) stores every block's K/V, then the denoising passes read
+    # them. The unconditional pass leaves out block 9.
+    "wan_animate2": (_BLOCKS, ("WanAnimate2ModularPipeline", "WanAnimate2DistilledModularPipeline")),
+    # The text (understanding) and the packed vision/sound/action (generation) sequences run through every layer.
+    "cosmos3_omni": (_one(("layers", UND_GEN_OUT)), (
+        "Cosmos3OmniPipeline", "Cosmos3OmniModularPipeline", "Cosmos3DistilledModularPipeline",
+    )),
+    # Spatial and temporal blocks alternate with reshapes between them: the spatial list is cached, each spatial
+    # block running its temporal partner while the cache is on (cachedit/adapters/latte.py).
+    "latte": ((PairedLatteAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),)),), ("LattePipeline",)),
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }
 
@@ -124,17 +275,16 @@ PROVEN_BY: dict[str, tuple[str, ...]] = {
     # Not an alias of `wan`: its own transformer classes. ChronoEditPipeline (ChronoEditTransformer3DModel) has a
     # replica; WanAnimatePipeline (WanAnimateTransformer3DModel, pose and face videos) shares the adapter but has none.
     "wan_single": ("chronoedit",),
+    "prior": ("shap_e",),  # ShapEPipeline; the Kandinsky priors return embeddings only as "pt"/"np", not latents
 }
 
 # Registry families with no offline replica, and why. tests/test_families.py checks that every other registry family
 # is proven by a replica (under its own name or through PROVEN_BY), so none goes untested silently.
 UNPROVEN: dict[str, str] = {
-    "cosmos": "needs torchvision (CosmosTransformer3DModel resizes its padding mask with torchvision.transforms, and "
-              "the pipelines build a cosmos_guardrail safety checker); torchvision has no CPU build here",
-    "omnigen": "needs torchvision (OmniGenPipeline's multimodal processor uses torchvision.transforms); torchvision has "
-               "no CPU build here",
-    "consisid": "needs OpenCV (diffusers exports ConsisIDPipeline only with cv2 installed, and its face pipeline uses "
-                "cv2), which is not installed",
+    "omnigen": "needs torchvision: OmniGenPipeline.__init__ builds OmniGenMultiModalProcessor (torchvision "
+               "transforms), which diffusers imports only with torchvision installed, so construction fails "
+               "(NameError); PyPI's torchvision 0.28 for torch 2.13 is a CUDA build that does not import with the CPU "
+               "torch here",
 }
 
 ADAPTERS: dict[str, tuple[BlockAdapter, ...]] = {

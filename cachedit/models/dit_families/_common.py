@@ -143,3 +143,16 @@ def _char_tokenizer(max_length: int):
 
 def _prompt_only(pipe, prompt, negative):
     return dict(prompt=prompt, negative_prompt=negative)
+
+
+def _pooled_embeds(dim_key: str, pooled_key: str, pooled_tag: str = "pooled:"):
+    """Sequence and pooled prompt embeddings with their negatives (SD3's T5 + CLIP, Kandinsky 6's Qwen + CLIP)."""
+    def embeds(pipe, prompt, negative):
+        c = _cfg(pipe)
+        d, pooled = getattr(c, dim_key), getattr(c, pooled_key)
+        return dict(
+            prompt_embeds=_emb(prompt, 1, TOKENS, d), pooled_prompt_embeds=_emb(pooled_tag + prompt, 1, pooled),
+            negative_prompt_embeds=_emb(negative, 1, TOKENS, d),
+            negative_pooled_prompt_embeds=_emb(pooled_tag + negative, 1, pooled),
+        )
+    return embeds

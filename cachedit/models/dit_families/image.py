@@ -8,7 +8,8 @@ import torch
 from ..replicas import _tiny_vae
 from ._common import (
     TOKENS, PROMPT_CHARS, Spec, _emb, _mask, _flow, _vae4, _vae4_shifted, _vae16, _cfg, _masked_embeds,
-    _text_embeds, _flux_vae, _none, _kontext_image, _flux_vae16, _char_tokenizer, _prompt_only,
+    _text_embeds, _flux_vae, _none, _kontext_image, _flux_vae16, _char_tokenizer, _prompt_only, _wan_vae,
+    _pooled_embeds,
 )
 
 
@@ -17,16 +18,6 @@ def _sd3_transformer(**o):
         sample_size=32, patch_size=2, in_channels=4, num_layers=10, attention_head_dim=16, num_attention_heads=2,
         joint_attention_dim=32, caption_projection_dim=32, pooled_projection_dim=32, out_channels=4,
         pos_embed_max_size=32), **o})
-
-
-def _sd3_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
-    return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.joint_attention_dim),
-        pooled_prompt_embeds=_emb("pooled:" + prompt, 1, c.pooled_projection_dim),
-        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.joint_attention_dim),
-        negative_pooled_prompt_embeds=_emb("pooled:" + negative, 1, c.pooled_projection_dim),
-    )
 
 
 def _qwen_transformer(**o):
@@ -136,9 +127,10 @@ def _chroma_transformer(**o):
 
 def _hidream_transformer(**o):
     return diffusers.HiDreamImageTransformer2DModel(**{**dict(
-        patch_size=2, in_channels=4, out_channels=4, num_layers=1, num_single_layers=10, attention_head_dim=8,
+        # Two double-stream blocks, so the cached middle (F1) starts inside that list; one Llama layer per block.
+        patch_size=2, in_channels=4, out_channels=4, num_layers=2, num_single_layers=8, attention_head_dim=8,
         num_attention_heads=4, caption_channels=[32, 16], text_emb_dim=32, num_routed_experts=2,
-        num_activated_experts=1, axes_dims_rope=(4, 2, 2), max_resolution=(32, 32), llama_layers=tuple(range(11))),
+        num_activated_experts=1, axes_dims_rope=(4, 2, 2), max_resolution=(32, 32), llama_layers=tuple(range(10))),
         **o})
 
 
@@ -349,11 +341,282 @@ def _glm_image_embeds(pipe, prompt, negative):
     )
 
 
+def _cosmos_transformer(**o):
+    # Cosmos-Predict2 layout (no learnable position embedding). The padding-mask channel is off: concatenating it
+    # resizes the mask with torchvision, which has no CPU build here (the pipeline's mask is all zeros anyway).
+    return diffusers.CosmosTransformer3DModel(**{**dict(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=10, mlp_ratio=2,
+        text_embed_dim=32, adaln_lora_dim=4, max_size=(4, 32, 32), patch_size=(1, 2, 2), rope_scale=(1.0, 4.0, 4.0),
+        concat_padding_mask=False, extra_pos_embed_type=None), **o})
+
+
+class _PassThroughSafetyChecker(diffusers.ModelMixin, diffusers.ConfigMixin):
+    """Replica-only stand-in for the Cosmos Guardrail content filter (`cosmos_guardrail.CosmosSafetyChecker`, which
+    needs torchvision and hub models): the Cosmos pipelines refuse to run without a safety checker. It passes every
+    prompt and frame through unchanged; it is no part of the DiT and filters nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("_device_tracker", torch.zeros(1), persistent=False)  # so `.to()` / `.device` work
+
+    def check_text_safety(self, prompt: str) -> bool:
+        return True
+
+    def check_video_safety(self, frames):
+        return frames
+
+
+def _cosmos_components():
+    # The checkpoint's scheduler config carries the EDM constants the pipeline reads (sigma_data when decoding).
+    scheduler = diffusers.FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True)
+    scheduler.register_to_config(sigma_max=80.0, sigma_min=0.002, sigma_data=1.0, final_sigmas_type="sigma_min")
+    return dict(scheduler=scheduler, vae=_wan_vae(), safety_checker=_PassThroughSafetyChecker(),
+                **_none("text_encoder", "tokenizer"))
+
+
+def _flow_shifted():
+    # Resolution-dependent shift: Krea 2, Qwen-Image 2.1 and Nucleus-MoE pass `mu` to the scheduler.
+    return diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
+
+
+def _ernie_image_transformer(**o):
+    return diffusers.ErnieImageTransformer2DModel(**{**dict(
+        hidden_size=32, num_attention_heads=2, num_layers=10, ffn_hidden_size=64, in_channels=16, out_channels=16,
+        text_in_dim=16, rope_axes_dim=(4, 6, 6)), **o})
+
+
+def _ernie_image_embeds(pipe, prompt, negative):
+    # One (tokens, text_in_dim) tensor per prompt: a hidden state of the Mistral 3 text encoder.
+    d = _cfg(pipe).text_in_dim
+    return dict(prompt_embeds=[_emb(prompt, TOKENS, d)], negative_prompt_embeds=[_emb(negative, TOKENS, d)])
+
+
+QWEN3_VL_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+IDEOGRAM4_TEXT_DIM = 16  # the tiny Qwen3-VL's width; the transformer reads 13 of its layers side by side
+# The call's max_sequence_length, the text region of the packed sequence: a chat-formatted prompt of ~90 characters.
+IDEOGRAM4_TEXT_TOKENS = 128
+
+
+def _qwen3_vl_tokenizer(max_length: int):
+    """The character tokenizer with Qwen's chat markers as special tokens and a ChatML chat template."""
+    tokenizer = _char_tokenizer(max_length)
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN3_VL_SPECIAL_TOKENS})
+    tokenizer.chat_template = QWEN3_VL_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _qwen3_vl(hidden_size: int, layers: int, vocab_size: int):
+    from transformers import Qwen3VLConfig, Qwen3VLModel
+
+    text = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                max_position_embeddings=256, rope_parameters=dict(
+                    rope_type="default", rope_theta=5e6, mrope_section=[2, 1, 1], mrope_interleaved=True))
+    vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden_size,
+                  deepstack_visual_indexes=[0])
+    return Qwen3VLModel(Qwen3VLConfig(text_config=text, vision_config=vision)).eval()
+
+
+def _ideogram4_transformer(**o):
+    return diffusers.Ideogram4Transformer2DModel(**{**dict(
+        in_channels=16, num_layers=10, attention_head_dim=16, num_attention_heads=2, intermediate_size=64,
+        adaln_dim=16, llm_features_dim=13 * IDEOGRAM4_TEXT_DIM, mrope_section=(4, 2, 2)), **o})
+
+
+def _ideogram4_components():
+    # The call takes no prompt embeddings: it runs the Qwen3-VL decoder layers itself and stacks the hidden states of
+    # 13 of them (up to layer 35), so the replica encodes with a tiny random Qwen3-VL of 36 text layers.
+    tokenizer = _qwen3_vl_tokenizer(IDEOGRAM4_TEXT_TOKENS)
+    return dict(scheduler=_flow(), vae=_flux2_vae(), tokenizer=tokenizer,
+                text_encoder=_qwen3_vl(IDEOGRAM4_TEXT_DIM, 36, len(tokenizer)))
+
+
+def _krea2_transformer(**o):
+    return diffusers.Krea2Transformer2DModel(**{**dict(
+        in_channels=64, num_layers=10, attention_head_dim=16, num_attention_heads=2, num_key_value_heads=1,
+        intermediate_size=64, timestep_embed_dim=32, text_hidden_dim=32, num_text_layers=3,
+        text_num_attention_heads=2, text_num_key_value_heads=2, text_intermediate_size=64,
+        num_layerwise_text_blocks=1, num_refiner_text_blocks=1, axes_dims_rope=(4, 6, 6)), **o})
+
+
+def _krea2_embeds(pipe, prompt, negative):
+    # Per token, the hidden states of `num_text_layers` Qwen3-VL layers, stacked: (batch, tokens, layers, dim).
+    c = _cfg(pipe)
+    shape = (1, TOKENS, c.num_text_layers, c.text_hidden_dim)
+    return dict(prompt_embeds=_emb(prompt, *shape), prompt_embeds_mask=_mask(dtype=torch.bool),
+                negative_prompt_embeds=_emb(negative, *shape), negative_prompt_embeds_mask=_mask(dtype=torch.bool))
+
+
+def _qwen_image21_transformer(**o):
+    return diffusers.QwenImage21Transformer2DModel(**{**dict(
+        in_channels=16, out_channels=16, num_layers=10, attention_head_dim=16, num_attention_heads=2,
+        context_in_dim=32, mlp_ratio=2, axes_dims_rope=(4, 6, 6)), **o})
+
+
+def _qwen_image21_vae():
+    # 16x spatial compression (the pipeline fixes vae_scale_factor=16); RGBA in and out, the class default.
+    return diffusers.AutoencoderKLQwenImage21(
+        base_dim=8, decoder_base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1, 1], num_res_blocks=1,
+        temperal_downsample=[False, True, True, True], latents_mean=[0.0] * 16, latents_std=[1.0] * 16)
+
+
+class _Qwen3VLTextProcessor:
+    """Stand-in for `Qwen3VLProcessor`, which cannot be built here: its video processor needs torchvision (no CPU
+    build here). `QwenImage21Pipeline.__init__` reads the chat template and the image-pad token id from it; with
+    prompt embeddings nothing else is called."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def apply_chat_template(self, conversation, **kwargs):
+        out = self.tokenizer.apply_chat_template(conversation, **kwargs)
+        return [out] if kwargs.get("tokenize") and not kwargs.get("return_dict") else out  # batched, as a processor's
+
+    def __call__(self, text=None, **kwargs):
+        return self.tokenizer(text, **kwargs)
+
+
+def _qwen_image21_embeds(pipe, prompt, negative):
+    # Sampled without guidance (true_cfg_scale 1), as the checkpoint is meant to be: no negative embeddings.
+    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, _cfg(pipe).context_in_dim), prompt_embeds_mask=_mask())
+
+
+def _nucleus_moe_image_transformer(**o):
+    # Layers 3-8 are MoE (the checkpoint's "first three and last dense"); mlp_ratio 6 gives the dense MLPs 128 units.
+    transformer = diffusers.NucleusMoEImageTransformer2DModel(**{**dict(
+        patch_size=2, in_channels=64, out_channels=16, num_layers=10, attention_head_dim=16, num_attention_heads=2,
+        num_key_value_heads=1, joint_attention_dim=32, axes_dims_rope=(4, 6, 6), mlp_ratio=6.0, num_experts=4,
+        moe_intermediate_dim=32, capacity_factors=2.0), **o})
+    # SwiGLUExperts allocates its packed expert weights with torch.empty and leaves them to the checkpoint, so
+    # uninitialised memory (NaN at times) would reach the replica: seeded random values instead.
+    with torch.no_grad():
+        for block in transformer.transformer_blocks:
+            experts = getattr(block.img_mlp, "experts", None)
+            if experts is not None:
+                experts.gate_up_proj.normal_(std=experts.hidden_size ** -0.5)
+                experts.down_proj.normal_(std=experts.moe_intermediate_dim ** -0.5)
+    return transformer
+
+
+def _joy_image_edit_transformer(**o):
+    return diffusers.JoyImageEditTransformer3DModel(**{**dict(
+        patch_size=[1, 2, 2], in_channels=16, hidden_size=32, num_attention_heads=2, text_dim=32, mlp_width_ratio=2.0,
+        num_layers=10, rope_dim_list=[4, 6, 6]), **o})
+
+
+def _joy_image_processor():
+    """JoyImage's image processor snaps every size to its 1024-px buckets (512x1792 at the smallest), far too large
+    for a CPU replica; this one keeps the same aspect-ratio snapping over those buckets scaled down 16x (64 px)."""
+    from diffusers.pipelines.joyimage.image_processor import JoyImageEditImageProcessor
+
+    class SmallBuckets(JoyImageEditImageProcessor):
+        def get_default_height_width(self, image, height=None, width=None):
+            bucket_h, bucket_w = super().get_default_height_width(image, height, width)
+            return 16 * round(bucket_h / 256), 16 * round(bucket_w / 256)
+
+    return SmallBuckets(vae_scale_factor=8)
+
+
+def _joy_image_edit_embeds(pipe, prompt, negative):
+    # Qwen3-VL's last hidden states with their masks (the Edit pipeline takes embeddings; it does not read the masks).
+    d = _cfg(pipe).text_dim
+    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), prompt_embeds_mask=_mask(),
+                negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_prompt_embeds_mask=_mask())
+
+
+def _bria_fibo2_transformer(**o):
+    # Gist tokens (the Perceiver's summary of the prompt) sized for 8-token prompts; RoPE axis 0 holds the gist
+    # positions, then the image plane after them. Two injection blocks read their own text bundles.
+    return diffusers.BriaFibo2Transformer2DModel(**{**dict(
+        in_channels=4, patch_size=2, dim=32, n_layers=10, n_refiner_layers=1, n_heads=2, cap_feat_dim=32,
+        injection_layer_ids=(3, 6), perceiver_num_layers=1, min_num_gist_tokens=4, max_num_gist_tokens=8, gist_step=4,
+        gist_min_text_len=4, gist_max_text_len=32, axes_dims=(4, 6, 6), axes_lens=(16, 16, 16)), **o})
+
+
+def _bria_fibo2_embeds(pipe, prompt, negative):
+    # Qwen3-VL hidden states, one bundle per text input: the Perceiver's, then one per injection block.
+    c = _cfg(pipe)
+    shape = (1, 1 + len(c.injection_layer_ids), TOKENS, c.cap_feat_dim)
+    return dict(prompt_embeds=_emb(prompt, *shape), negative_prompt_embeds=_emb(negative, *shape))
+
+
+def _lumina_next_transformer(**o):
+    return diffusers.LuminaNextDiT2DModel(**{**dict(
+        sample_size=8, patch_size=2, in_channels=4, hidden_size=32, num_layers=10, num_attention_heads=2,
+        num_kv_heads=2, multiple_of=16, cross_attention_dim=32), **o})
+
+
+AMUSED_CODEBOOK = 16  # VQ codebook entries; the token vocabulary adds the mask token
+
+
+def _amused_transformer(**o):
+    # U-ViT: a conv down block, the 10 transformer layers on the 2x downsampled token grid, a conv up block.
+    return diffusers.UVit2DModel(**{**dict(
+        hidden_size=32, cond_embed_dim=32, micro_cond_encode_dim=2, micro_cond_embed_dim=10, encoder_hidden_size=32,
+        vocab_size=AMUSED_CODEBOOK + 1, codebook_size=AMUSED_CODEBOOK, in_channels=16, block_out_channels=16,
+        num_res_blocks=1, downsample=True, upsample=True, block_num_heads=2, num_hidden_layers=10,
+        num_attention_heads=2, intermediate_size=64, sample_size=8), **o})
+
+
+def _amused_components():
+    vqvae = diffusers.VQModel(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        latent_channels=8, norm_num_groups=8, num_vq_embeddings=AMUSED_CODEBOOK, sample_size=64,
+        mid_block_add_attention=False, lookup_from_codebook=True)
+    return dict(scheduler=diffusers.AmusedScheduler(mask_token_id=AMUSED_CODEBOOK), vqvae=vqvae,
+                **_none("text_encoder", "tokenizer"))
+
+
+def _amused_embeds(pipe, prompt, negative):
+    # CLIP's pooled text embedding and its penultimate hidden states.
+    c = _cfg(pipe)
+    return dict(
+        prompt_embeds=_emb("pooled:" + prompt, 1, c.cond_embed_dim),
+        encoder_hidden_states=_emb(prompt, 1, TOKENS, c.encoder_hidden_size),
+        negative_prompt_embeds=_emb("pooled:" + negative, 1, c.cond_embed_dim),
+        negative_encoder_hidden_states=_emb(negative, 1, TOKENS, c.encoder_hidden_size),
+    )
+
+
+def _shap_e_prior(**o):
+    # The prior denoises 32 latent tokens of width 32 (the implicit 3D function's MLP weights) from the CLIP text
+    # embedding; its output carries a variance half that the pipeline drops.
+    return diffusers.PriorTransformer(**{**dict(
+        num_attention_heads=2, attention_head_dim=16, embedding_dim=32, num_embeddings=32, embedding_proj_dim=32,
+        time_embed_dim=128, num_layers=10, clip_embed_dim=64, additional_embeddings=0, time_embed_act_fn="gelu",
+        norm_in_type="layer", encoder_hid_proj_type=None, added_emb_type=None), **o})
+
+
+def _shap_e_components():
+    # The call takes no prompt embeddings: a tiny random CLIP text encoder. The renderer (a NeRF/STF decoder of the
+    # latents into 20 views) runs only when images are asked for.
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from diffusers.pipelines.shap_e import ShapERenderer
+
+    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+        projection_dim=32, max_position_embeddings=PROMPT_CHARS, eos_token_id=2)).eval()
+    renderer = ShapERenderer(param_shapes=((8, 93), (8, 8), (8, 8), (8, 8)), d_latent=32, d_hidden=8, n_output=12,
+                             background=(0.1, 0.1, 0.1))
+    scheduler = diffusers.HeunDiscreteScheduler(  # Shap-E's scheduler settings
+        beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
+        clip_sample=True, clip_sample_range=1.0)
+    return dict(scheduler=scheduler, text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS),
+                shap_e_renderer=renderer)
+
+
 SPECS: list[Spec] = [
     Spec("sd3", "StableDiffusion3Pipeline", _sd3_transformer,
          lambda: dict(scheduler=_flow(), vae=_vae4_shifted(), **_none(
              "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3")),
-         _sd3_embeds),
+         _pooled_embeds("joint_attention_dim", "pooled_projection_dim")),
     Spec("qwen_image", "QwenImagePipeline", _qwen_transformer,
          lambda: dict(scheduler=_flow(), vae=_qwen_vae(), **_none("text_encoder", "tokenizer")),
          _qwen_embeds, call=dict(true_cfg_scale=4.0)),
@@ -433,4 +696,49 @@ SPECS: list[Spec] = [
          lambda: dict(scheduler=_flow(), vae=_tiny_vae(16, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
                       **_none("tokenizer", "processor", "text_encoder", "vision_language_encoder")),
          _glm_image_embeds, call=dict(height=GLM_IMAGE_SIZE, width=GLM_IMAGE_SIZE)),
+    # Cosmos-Predict2 text-to-image: one-frame video latents through the Wan VAE; T5 prompt embeddings.
+    Spec("cosmos", "Cosmos2TextToImagePipeline", _cosmos_transformer, _cosmos_components,
+         _text_embeds("text_embed_dim")),
+    Spec("ernie_image", "ErnieImagePipeline", _ernie_image_transformer,
+         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "tokenizer")),
+         _ernie_image_embeds, randomize_zeros=True),  # zero-initialised shared adaLN and output projection
+    # Asymmetric CFG through a second, unconditional transformer. A constant guidance stands in for the default
+    # per-step schedule, which has one entry per step of the checkpoint's 48.
+    Spec("ideogram4", "Ideogram4Pipeline", _ideogram4_transformer, _ideogram4_components,
+         lambda pipe, prompt, negative: dict(prompt=prompt),
+         call=dict(max_sequence_length=IDEOGRAM4_TEXT_TOKENS, guidance_scale=7.0, guidance_schedule=None),
+         transformers=("transformer", "unconditional_transformer")),
+    Spec("krea2", "Krea2Pipeline", _krea2_transformer,
+         lambda: dict(scheduler=_flow_shifted(), vae=_qwen_vae(), text_encoder_select_layers=(2, 5, 8),
+                      **_none("text_encoder", "tokenizer")),
+         _krea2_embeds),
+    Spec("qwen_image21", "QwenImage21Pipeline", _qwen_image21_transformer,
+         lambda: dict(scheduler=_flow_shifted(), vae=_qwen_image21_vae(), text_encoder=None,
+                      processor=_Qwen3VLTextProcessor(_qwen3_vl_tokenizer(PROMPT_CHARS))),
+         _qwen_image21_embeds),
+    Spec("nucleus_moe_image", "NucleusMoEImagePipeline", _nucleus_moe_image_transformer,
+         lambda: dict(scheduler=_flow_shifted(), vae=_qwen_vae(), **_none("text_encoder", "processor")),
+         _masked_embeds(lambda c: c.joint_attention_dim, mask_key="prompt_embeds_mask")),
+    # Text-to-image mode (no `image`): with one, the pipeline encodes the reference with `latent_dist.sample()` and no
+    # generator, i.e. from the global RNG, so two seeded calls differ and bit-exactness could not be checked.
+    Spec("joy_image_edit", "JoyImageEditPipeline", _joy_image_edit_transformer,
+         lambda: dict(scheduler=_flow(), vae=_wan_vae(), **_none("text_encoder", "tokenizer", "processor")),
+         _joy_image_edit_embeds, setup=dict(vae_image_processor=_joy_image_processor())),
+    Spec("bria_fibo2", "BriaFibo2Pipeline", _bria_fibo2_transformer,
+         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "processor")),
+         _bria_fibo2_embeds),
+    Spec("lumina_next", "LuminaPipeline", _lumina_next_transformer,
+         lambda: dict(scheduler=_flow(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
+         _masked_embeds(lambda c: c.cross_attention_dim)),
+    # A reference image, so step 0 is the K/V extract pass and the later steps read the cached reference K/V.
+    Spec("flux2_klein_kv", "Flux2KleinKVPipeline", lambda **o: _flux2_transformer(**{"guidance_embeds": False, **o}),
+         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "tokenizer")),
+         _flux2_embeds, call=dict(image=_kontext_image())),
+    # aMUSEd: masked-token generation; each step's transformer predicts codebook logits for every VQ token.
+    Spec("amused", "AmusedPipeline", _amused_transformer, _amused_components, _amused_embeds),
+    # Shap-E text-to-3D: a PriorTransformer (`prior`) denoises the 3D latents; images are 20 rendered views.
+    Spec("shap_e", "ShapEPipeline", _shap_e_prior, _shap_e_components,
+         lambda pipe, prompt, negative: dict(prompt=prompt),
+         takes_size=False, transformers=("prior",),
+         call=dict(frame_size=32)),  # the renderer needs 20 views x frame_size**2 rays in whole batches of 4096
 ]

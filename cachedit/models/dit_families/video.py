@@ -6,19 +6,21 @@ import diffusers
 
 from ._common import (
     TOKENS, Spec, _emb, _mask, _flow, _cfg, _masked_embeds, _text_embeds, _none, _wan_vae, _kontext_image,
+    _char_tokenizer, _prompt_only, _vae4, _pooled_embeds,
 )
 
 
+# The tiny Wan 2.1 backbone, which SkyReels-V2, ChronoEdit, Helios and AnyFlow build on.
+WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+                text_dim=32, freq_dim=32, ffn_dim=32, num_layers=10, rope_max_seq_len=32)
+
+
 def _wan_transformer(**o):
-    return diffusers.WanTransformer3DModel(**{**dict(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=10, rope_max_seq_len=32), **o})
+    return diffusers.WanTransformer3DModel(**{**WAN_TINY, **o})
 
 
 def _skyreels_transformer(**o):
-    return diffusers.SkyReelsV2Transformer3DModel(**{**dict(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=10, rope_max_seq_len=32), **o})
+    return diffusers.SkyReelsV2Transformer3DModel(**{**WAN_TINY, **o})
 
 
 def _hunyuan_video_transformer(**o):
@@ -98,13 +100,6 @@ def _allegro_vae():
     return vae
 
 
-def _cosmos_transformer(**o):
-    return diffusers.CosmosTransformer3DModel(**{**dict(
-        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=10, mlp_ratio=2,
-        text_embed_dim=32, adaln_lora_dim=4, max_size=(4, 32, 32), patch_size=(1, 2, 2), rope_scale=(2.0, 1.0, 1.0),
-        concat_padding_mask=True, extra_pos_embed_type=None), **o})
-
-
 def _easyanimate_transformer(**o):
     return diffusers.EasyAnimateTransformer3DModel(**{**dict(
         num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=16,
@@ -151,10 +146,8 @@ def _hunyuan_video15_embeds(pipe, prompt, negative):
 def _chronoedit_transformer(**o):
     # Wan 2.1 image-to-video layout: latents, the image's condition latents and their 4-channel mask, concatenated;
     # CLIP image tokens through an added key/value projection.
-    return diffusers.ChronoEditTransformer3DModel(**{**dict(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16 + 16 + 4, out_channels=16,
-        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=10, image_dim=32, added_kv_proj_dim=24,
-        rope_max_seq_len=32), **o})
+    return diffusers.ChronoEditTransformer3DModel(**{**WAN_TINY, **dict(
+        in_channels=16 + 16 + 4, image_dim=32, added_kv_proj_dim=24), **o})
 
 
 def _chronoedit_components():
@@ -171,6 +164,231 @@ def _chronoedit_components():
 
 def _chronoedit_embeds(pipe, prompt, negative):
     return {**_text_embeds("text_dim")(pipe, prompt, negative), "image": _kontext_image(32)}
+
+
+def _ltx2_transformer(**o):
+    # Video latents of 8 channels (rope scaled by the tiny VAE's 2x8x8 compression); audio latents of 2 channels x 2
+    # mel bins, packed to 4. The prompt tokens come from the connectors, 32 channels wide.
+    return diffusers.LTX2VideoTransformer3DModel(**{**dict(
+        in_channels=8, out_channels=8, num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
+        vae_scale_factors=(2, 8, 8), audio_in_channels=4, audio_out_channels=4, audio_num_attention_heads=2,
+        audio_attention_head_dim=8, audio_cross_attention_dim=16, num_layers=10, caption_channels=32), **o})
+
+
+def _ltx2_components():
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
+
+    # The connectors read every Gemma 3 layer's hidden states (stand-in: 3 layers of 32 channels) and give the video
+    # and audio prompt tokens; learnable registers fill padding, as on the hub checkpoint.
+    connectors = LTX2TextConnectors(
+        caption_channels=32, text_proj_in_factor=3, video_connector_num_attention_heads=2,
+        video_connector_attention_head_dim=16, video_connector_num_layers=1,
+        video_connector_num_learnable_registers=TOKENS, audio_connector_num_attention_heads=2,
+        audio_connector_attention_head_dim=16, audio_connector_num_layers=1,
+        audio_connector_num_learnable_registers=TOKENS, connector_rope_base_seq_len=32)
+    vae = diffusers.AutoencoderKLLTX2Video(  # one 2x space-time stage after a 4x4 patchify: 8x spatial, 2x temporal
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8,), decoder_block_out_channels=(8,),
+        layers_per_block=(1,), decoder_layers_per_block=(1, 1), spatio_temporal_scaling=(True,),
+        decoder_spatio_temporal_scaling=(True,), decoder_inject_noise=(False, False), downsample_type=("spatiotemporal",),
+        upsample_residual=(False,), upsample_factor=(1,), timestep_conditioning=False, patch_size=4, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False)
+    audio_vae = diffusers.AutoencoderKLLTX2Audio(  # 8 mel bins at 16 kHz, 4x compressed in time and frequency
+        base_channels=4, output_channels=2, ch_mult=(1,), num_res_blocks=1, in_channels=2, resolution=32,
+        latent_channels=2, mel_bins=8)
+    vocoder = LTX2Vocoder(
+        in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4], upsample_factors=[2, 2],
+        resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], output_sampling_rate=16000)
+    return dict(scheduler=_flow(), vae=vae, audio_vae=audio_vae, connectors=connectors, vocoder=vocoder,
+                **_none("text_encoder", "tokenizer"))
+
+
+def _ltx2_embeds(pipe, prompt, negative):
+    c = pipe.connectors.config
+    d = c.caption_channels * c.text_proj_in_factor  # the text encoder's layers, stacked and flattened
+    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), prompt_attention_mask=_mask(),
+                negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_prompt_attention_mask=_mask())
+
+
+CONSISID_FACE = dict(LFE_id_dim=8, LFE_vit_dim=8, LFE_num_scale=1)  # face-model feature widths of the replica
+
+
+def _consisid_transformer(**o):
+    # CogVideoX image-to-video layout (latents and image latents concatenated: 2 x 4 channels) plus the identity
+    # modules: a local facial extractor and a perceiver cross-attention after every other block (kv width 2/3 of 32).
+    return diffusers.ConsisIDTransformer3DModel(**{**dict(
+        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=10, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=TOKENS, use_rotary_positional_embeddings=True,
+        is_train_face=True, cross_attn_interval=2, cross_attn_dim_head=8, cross_attn_num_heads=2, LFE_depth=2,
+        LFE_dim_head=8, LFE_num_heads=2, LFE_num_id_token=1, LFE_num_querie=4, LFE_output_dim=21, LFE_ff_mult=1,
+        **CONSISID_FACE), **o})
+
+
+def _consisid_embeds(pipe, prompt, negative):
+    # The face models (insightface, EVA-CLIP, face parsing) run outside the pipeline, whose call takes their outputs:
+    # seeded stand-ins of the identity embedding `id_cond` and the ViT hidden states `id_vit_hidden` (one per scale).
+    c = _cfg(pipe)
+    return {
+        **_text_embeds("text_embed_dim")(pipe, prompt, negative), "image": _kontext_image(32),
+        "id_cond": _emb("face-id", 1, c.LFE_id_dim),
+        "id_vit_hidden": [_emb(f"face-vit{i}", 1, TOKENS, c.LFE_vit_dim) for i in range(c.LFE_num_scale)],
+    }
+
+
+def _kandinsky6_transformer(**o):
+    # 4 video latent channels (the tiny HunyuanVideo VAE's) plus their condition copy and mask; 4 audio latent
+    # channels (the tiny MMAudio VAE's). Cross-modal RoPE, gates and modulation as in the released checkpoints; two
+    # token types make the image-to-video path valid.
+    return diffusers.Kandinsky6Transformer3DModel(**{**dict(
+        in_visual_dim=4, out_visual_dim=4, in_text_dim=32, in_text_dim2=16, time_dim=16, patch_size=(1, 2, 2),
+        model_dim=32, ff_dim=64, num_text_blocks=1, num_visual_blocks=10, axes_dims=(4, 6, 6), in_audio_dim=4,
+        out_audio_dim=4, text_token_padding=True, ca_rope=True, cross_gates=True, fix_modulation=True,
+        visual_token_type_num_embeddings=2), **o})
+
+
+def _kandinsky6_components():
+    # The audio VAE (8 mel bins at 1024 Hz: a latent per 16 samples) and its vocoder (8x upsampling, its hop length)
+    # make the call denoise audio beside the video, as `sample_audio=True` does on the hub checkpoint.
+    audio_vae = diffusers.MMAudioVAE(mel_bins=8, latent_channels=4, hidden_channels=8, channel_multipliers=(1, 1),
+                                     layers_per_block=1, sample_rate=1024, n_fft=32, hop_length=8)
+    vocoder = diffusers.MMAudioVocoder(num_mels=8, upsample_initial_channel=8, upsample_rates=(8,),
+                                       upsample_kernel_sizes=(16,), resblock_kernel_sizes=(3,),
+                                       resblock_dilation_sizes=((1,),))
+    return dict(scheduler=_flow(), vae=_hunyuan_video_vae(), audio_vae=audio_vae, vocoder=vocoder,
+                **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"))
+
+
+K6_SR_TILE = 32  # pixels of the replica's one trained tile: 8x8 latents, the NABLA attention's 8x8 token block
+
+
+def _kandinsky6_sr_transformer(**o):
+    # A plain velocity checkpoint (out = in channels; the distilled ones widen it for PiflowScheduler).
+    return diffusers.Kandinsky6SRTransformer3DModel(**{**dict(
+        in_visual_dim=4, out_visual_dim=4, time_dim=16, model_dim=32, ff_dim=64, num_visual_blocks=10,
+        axes_dims=(4, 6, 6), nabla_window=(3, 3, 3), tile_sizes=((K6_SR_TILE, K6_SR_TILE),)), **o})
+
+
+def _kandinsky6_sr_components():
+    vae = diffusers.Kandinsky6SRVAE(latent_channels=4, encoder_block_out_channels=(8, 8, 8),
+                                    decoder_block_out_channels=(8, 8, 8), layers_per_block=1)  # 4x spatial
+    return dict(scheduler=_flow(), vae=vae, latent_upscaler=None)
+
+
+def _kandinsky6_sr_embeds(pipe, prompt, negative):
+    # Text-free: the input is a low-resolution video (5 frames, one tile at 2x), a seeded stand-in for a generated one.
+    return dict(video=[_kontext_image(K6_SR_TILE // 2)] * 5)
+
+
+def _helios_transformer(**o):
+    wan = {k: v for k, v in WAN_TINY.items() if k != "rope_max_seq_len"}
+    return diffusers.HeliosTransformer3DModel(**{**wan, "rope_dim": (4, 4, 4), **o})
+
+
+def _motif_video_transformer(**o):
+    # in_channels: latents, condition latents (empty in text-to-video) and their mask. The hub checkpoint's layout in
+    # small: dual-stream blocks, single-stream blocks, then DDT decoder blocks at the end of the single list.
+    return diffusers.MotifVideoTransformer3DModel(**{**dict(
+        in_channels=33, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=2,
+        num_single_layers=8, num_decoder_layers=3, mlp_ratio=2.0, text_embed_dim=32, rope_axes_dim=(4, 6, 6),
+        enable_text_cross_attention_dual=True, enable_text_cross_attention_single=True), **o})
+
+
+SANA_WM_FRAMES = 3  # the tiny LTX-2 VAE below compresses no frames, so every frame is a latent frame
+
+
+def _sana_wm_vae():
+    # LTX-2 VAE with two spatial downsamplings (4x) and no temporal one: 32 px frames become 8x8 latents.
+    return diffusers.AutoencoderKLLTX2Video(
+        latent_channels=4, block_out_channels=(8, 8), decoder_block_out_channels=(8, 8), layers_per_block=(1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1), spatio_temporal_scaling=(True, True),
+        decoder_spatio_temporal_scaling=(True, True), decoder_inject_noise=(False,) * 3,
+        downsample_type=("spatial", "spatial"), upsample_type=("spatial", "spatial"), upsample_residual=(False, False),
+        upsample_factor=(1, 1), patch_size=1, patch_size_t=1, decoder_causal=False, temporal_compression_ratio=1)
+
+
+def _sana_wm_transformer(**o):
+    # Every 4th block runs softmax camera attention, the others the GDN one; the Plücker rays come packed per VAE
+    # temporal chunk (6 x 1 channels here).
+    return diffusers.SanaWMTransformer3DModel(**{**dict(
+        in_channels=4, num_layers=10, hidden_size=32, num_attention_heads=2, softmax_every_n=4, linear_head_dim=16,
+        caption_channels=32, mlp_ratio=2.0, chunk_plucker_channels=6, chunk_plucker_post_attn_blocks=10), **o})
+
+
+def _sana_wm_camera(frames: int = SANA_WM_FRAMES):
+    """Seeded small camera-to-world poses ``(F, 4, 4)`` (a yaw and a step per frame) and ``[fx, fy, cx, cy]``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    poses = np.repeat(np.eye(4, dtype=np.float32)[None], frames, axis=0)
+    for i in range(1, frames):
+        yaw = 0.05 * i * rng.standard_normal()
+        poses[i, :3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
+        poses[i, :3, 3] = poses[i - 1, :3, 3] + 0.1 * rng.standard_normal(3)
+    return poses, [32.0, 32.0, 16.0, 16.0]
+
+
+def _sana_wm_embeds(pipe, prompt, negative):
+    # Gemma-2 hidden states are (1, 1, tokens, dim); the call also needs the first frame and a camera trajectory.
+    d = _cfg(pipe).caption_channels
+    c2w, intrinsics = _sana_wm_camera()
+    return dict(prompt=prompt, image=_kontext_image(32), c2w=c2w, intrinsics=intrinsics,
+                prompt_embeds=_emb(prompt, 1, 1, TOKENS, d), prompt_attention_mask=_mask(),
+                negative_prompt_embeds=_emb(negative, 1, 1, TOKENS, d), negative_prompt_attention_mask=_mask())
+
+
+def _anyflow_transformer(**o):
+    # The Wan 2.1 backbone with AnyFlow's dual (source t, target r) timestep embedding.
+    return diffusers.AnyFlowTransformer3DModel(**{**WAN_TINY, **o})
+
+
+def _cosmos3_omni_transformer(**o):
+    # The vision tokens are 2x2 patches of the 16-channel Wan latents (patch_latent_dim = 2 * 2 * 16); the mRoPE
+    # axes split head_dim / 2.
+    return diffusers.Cosmos3OmniTransformer(**{**dict(
+        head_dim=16, hidden_size=32, intermediate_size=64, latent_channel=16, latent_patch_size=2,
+        num_attention_heads=2, num_hidden_layers=10, num_key_value_heads=1, patch_latent_dim=64,
+        rope_axes_dim=[2, 3, 3], vocab_size=len(_cosmos3_tokenizer())), **o})
+
+
+def _cosmos3_tokenizer():
+    """The transformer embeds token ids itself (no text encoder): a character tokenizer with the generation-start
+    token the pipeline appends and a plain chat template (the pipeline tokenizes through apply_chat_template)."""
+    tokenizer = _char_tokenizer(4096)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|vision_start|>"]})
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% endif %}")
+    return tokenizer
+
+
+def _cosmos3_omni_components():
+    # The cosmos_guardrail safety checker cannot be installed here: the pipeline's own switch turns it off.
+    return dict(text_tokenizer=_cosmos3_tokenizer(), vae=_wan_vae(), scheduler=diffusers.UniPCMultistepScheduler(),
+                sound_tokenizer=None, enable_safety_checker=False)
+
+
+LATTE_FRAMES = 4  # the temporal position embedding has `video_length` rows: the replica's frame count
+
+
+def _latte_transformer(**o):
+    # 10 spatial and 10 temporal blocks: the cached stack is the 10 (spatial, temporal) pairs. out_channels = 2 x 4:
+    # the checkpoint predicts a learned variance, which the pipeline drops.
+    return diffusers.LatteTransformer3DModel(**{**dict(
+        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=10,
+        cross_attention_dim=32, sample_size=4, patch_size=2, activation_fn="gelu-approximate", num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6, caption_channels=32,
+        video_length=LATTE_FRAMES), **o})
+
+
+def _anyflow_far_transformer(**o):
+    # The causal (FAR) variant of AnyFlow's Wan 2.1 backbone: 5 frames are 2 latent frames, generated as 2 chunks of 1.
+    # Its self-attention runs on PyTorch's flex backend only (a BlockMask), which is slow uncompiled on CPU.
+    return diffusers.AnyFlowFARTransformer3DModel(
+        **{**WAN_TINY, "attention_head_dim": 16, "chunk_partition": (1, 1), **o})
+
+
+def _anyflow_components():
+    return dict(scheduler=diffusers.FlowMapEulerDiscreteScheduler(), vae=_wan_vae(),
+                **_none("text_encoder", "tokenizer"))
 
 
 SPECS: list[Spec] = [
@@ -228,4 +446,54 @@ SPECS: list[Spec] = [
     # The `wan_single` registry family (WanAnimate, ChronoEdit): ChronoEdit edits one image through a short video.
     Spec("chronoedit", "ChronoEditPipeline", _chronoedit_transformer, _chronoedit_components, _chronoedit_embeds,
          size=32, frames=5, output="frames"),
+    # Video and audio together; the call returns the audio beside the frames (its `audio`), the replica's output is
+    # the frames. Every step runs the guidance branches cond_uncond and uncond_modality; the uncond_stg branch is off:
+    # it perturbs block 28 by default, which 10 blocks lack, so it would only recompute the conditional prediction.
+    Spec("ltx2", "LTX2Pipeline", _ltx2_transformer, _ltx2_components, _ltx2_embeds, size=32, frames=5,
+         output="frames", call=dict(stg_scale=0.0, audio_stg_scale=0.0)),
+    # Identity-preserving image-to-video on CogVideoX; the face models' outputs are seeded stand-ins.
+    Spec("consisid", "ConsisIDPipeline", _consisid_transformer,
+         lambda: dict(scheduler=diffusers.CogVideoXDPMScheduler(), vae=_cogvideox_vae(),
+                      **_none("text_encoder", "tokenizer")),
+         _consisid_embeds, size=32, frames=9, output="frames"),
+    # Video and audio denoised together: the fused blocks carry both streams. The call returns the audio beside the
+    # frames (its `audio`); the replica's output is the frames.
+    Spec("kandinsky6", "Kandinsky6TI2VAPipeline", _kandinsky6_transformer, _kandinsky6_components,
+         _pooled_embeds("in_text_dim", "in_text_dim2", "clip:"),
+         size=32, frames=5, output="frames"),
+    # Super-resolves a 16 px video 2x; the call takes no size, and can only return decoded frames.
+    Spec("kandinsky6_sr", "Kandinsky6SRPipeline", _kandinsky6_sr_transformer, _kandinsky6_sr_components,
+         _kandinsky6_sr_embeds, takes_size=False, output="frames", call=dict(resolution_scale=2)),
+    # One autoregressive chunk of 2 latent frames; the single-stage schedule HeliosPipeline sets (the pyramid
+    # pipeline's is multi-stage).
+    Spec("helios", "HeliosPipeline", _helios_transformer,
+         lambda: dict(scheduler=diffusers.HeliosScheduler(stages=1, use_dynamic_shifting=True), vae=_wan_vae(),
+                      **_none("text_encoder", "tokenizer")),
+         _text_embeds("text_dim"), size=32, frames=5, output="frames", call=dict(num_latent_frames_per_chunk=2)),
+    # Classifier-free guidance comes from the pipeline's guider (its call takes no guidance_scale).
+    Spec("motif_video", "MotifVideoPipeline", _motif_video_transformer,
+         lambda: dict(scheduler=diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True), vae=_wan_vae(),
+                      guider=diffusers.ClassifierFreeGuidance(guidance_scale=5.0), feature_extractor=None,
+                      **_none("text_encoder", "tokenizer")),
+         _masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
+    # Camera-controlled image-to-video; the plucker projection is zero-initialised, so randomize_zeros lets the camera
+    # rays reach the output of the random replica.
+    Spec("sana_wm", "SanaWMPipeline", _sana_wm_transformer,
+         lambda: dict(scheduler=_flow(), vae=_sana_wm_vae(), **_none("text_encoder", "tokenizer")),
+         _sana_wm_embeds, size=32, frames=SANA_WM_FRAMES, output="frames", randomize_zeros=True),
+    Spec("anyflow", "AnyFlowPipeline", _anyflow_transformer, _anyflow_components,
+         _text_embeds("text_dim"), size=32, frames=5, output="frames"),
+    # Chunk-wise autoregressive: after each chunk but the last, one more transformer call writes every block's KV cache
+    # (run uncached). No negative embeddings: guidance stays 1.0 (fused into the distilled weights), and the pipeline
+    # would otherwise batch them with the unguided latents.
+    Spec("anyflow_far", "AnyFlowFARPipeline", _anyflow_far_transformer, _anyflow_components,
+         _text_embeds("text_dim", negative_too=False), size=32, frames=5, output="frames"),
+    # Prompts go in as token ids (the transformer embeds them); the long default system prompt is left out.
+    Spec("cosmos3_omni", "Cosmos3OmniPipeline", _cosmos3_omni_transformer, _cosmos3_omni_components, _prompt_only,
+         size=32, frames=5, output="video", call=dict(use_system_prompt=False)),
+    # Prompt embeddings go in as given (mask_feature only trims encoder-made ones).
+    Spec("latte", "LattePipeline", _latte_transformer,
+         lambda: dict(scheduler=diffusers.DDIMScheduler(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
+         _text_embeds("caption_channels"), size=32, frames=LATTE_FRAMES, frames_key="video_length", output="frames",
+         call=dict(negative_prompt=None)),
 ]
