@@ -5,16 +5,14 @@ inpaint, edit, image-to-video, Kontext, Fill, ControlNet, PAG, ...) and its Modu
 (``FluxModularPipeline``, ...) map to the same adapters. Families whose transformer transforms the streams between
 two block lists (FLUX.2, Chroma, AuraFlow and Bria-FIBO concatenate text and image tokens) cache both lists: the
 engine cuts a skipped span at list boundaries. Layouts that fit no list of blocks get a small adapter subclass next
-to their entry (Motif-Video's decoder tail, Latte's spatial/temporal pairs in `latte.py`). ``FAMILY_OF`` names each
+to their entry (`cachedit.adapters.patches`: Motif-Video's decoder tail, Latte's spatial/temporal pairs). ``FAMILY_OF`` names each
 pipeline's family; ``supported_pipelines()`` lists them; ``python -m runners.families`` prints the table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .block_adapter import BlockAdapter
-from .latte import PairedLatteAdapter
+from .patches import DecoderTailAdapter, PairedLatteAdapter
 from .patterns import ENCODER_HIDDEN_OUT, HIDDEN_AUDIO_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, UND_GEN_OUT, VIS_AUD_OUT
 
 
@@ -38,23 +36,7 @@ def _cond_uncond(*block_lists) -> tuple[BlockAdapter, ...]:
     )
 
 
-@dataclass(frozen=True)
-class _DecoderTailAdapter(BlockAdapter):
-    """Motif-Video: the last `transformer.num_decoder_layers` single blocks are a DDT decoder that refines a fresh copy
-    of the patch embeddings with the encoder's output as its context, so the streams change inside one list.
-    ``"<list>:encoder"`` and ``"<list>:decoder"`` name the two parts as lists of their own, so the engine cuts a
-    skipped span where the streams change (a checkpoint without decoder blocks gets an empty decoder part)."""
-
-    def _list(self, transformer, attr):
-        name, _, part = attr.partition(":")
-        blocks = super()._list(transformer, name)
-        if not part:
-            return blocks
-        cut = len(blocks) - transformer.num_decoder_layers
-        return blocks[:cut] if part == "encoder" else blocks[cut:]
-
-
-_MOTIF_VIDEO = (_DecoderTailAdapter(block_lists=(
+_MOTIF_VIDEO = (DecoderTailAdapter(block_lists=(
     ("transformer_blocks", HIDDEN_ENCODER_OUT), ("single_transformer_blocks:encoder", HIDDEN_ENCODER_OUT),
     ("single_transformer_blocks:decoder", HIDDEN_ENCODER_OUT),
 )),)
@@ -263,7 +245,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "Cosmos3OmniPipeline", "Cosmos3OmniModularPipeline", "Cosmos3DistilledModularPipeline",
     )),
     # Spatial and temporal blocks alternate with reshapes between them: the spatial list is cached, each spatial
-    # block running its temporal partner while the cache is on (cachedit/adapters/latte.py).
+    # block running its temporal partner while the cache is on (cachedit/adapters/patches/latte.py).
     "latte": ((PairedLatteAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),)),), ("LattePipeline",)),
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }

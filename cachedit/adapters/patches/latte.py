@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..hooks._diffusers import HookRegistry, ModelHook
-from .block_adapter import BlockAdapter, Stack
+from ...hooks._diffusers import HookRegistry, ModelHook
+from ..block_adapter import BlockAdapter, Stack
 
 _PAIRS_HOOK = "cachedit_latte_pairs"
 
