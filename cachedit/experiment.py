@@ -60,7 +60,8 @@ def _generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images
     for _ in range(repeats):
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        images = getattr(pipe(**inputs, generator=generator), output)
+        result = pipe(**inputs, generator=generator)
+        images = result if "output" in inputs else getattr(result, output)  # modular calls return `output` itself
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)

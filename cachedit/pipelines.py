@@ -39,7 +39,7 @@ def resolve_dtype(model: ModelConfig) -> torch.dtype:
 def _hub_location(model: ModelConfig, family: Family) -> str:
     """A local directory holding the checkpoint, or raise with the ways to run without the hub."""
     if model.path is not None:
-        if not (Path(model.path) / "model_index.json").is_file():
+        if not any((Path(model.path) / index).is_file() for index in ("model_index.json", "modular_model_index.json")):
             raise FileNotFoundError(
                 f"`model.path={model.path}` is not a saved pipeline (no model_index.json). Save one with "
                 f"`{family.pipeline_class}.from_pretrained(...).save_pretrained(DIR)`."
@@ -65,6 +65,11 @@ def _hub_location(model: ModelConfig, family: Family) -> str:
 
 
 def _transformer_config(location: str, attr: str) -> tuple[type, dict]:
+    modular_index = Path(location) / "modular_model_index.json"
+    if modular_index.is_file():  # a Modular Diffusers pipeline: each component names where it is stored
+        _, class_name, spec = json.loads(modular_index.read_text())[attr]
+        cls = getattr(diffusers, class_name)
+        return cls, cls.load_config(spec.get("pretrained_model_name_or_path") or location, subfolder=spec.get("subfolder"))
     index = json.loads((Path(location) / "model_index.json").read_text()) if Path(location).is_dir() else None
     if index is None:
         index = diffusers.DiffusionPipeline.load_config(location)
@@ -105,6 +110,14 @@ def check_model(model: ModelConfig) -> dict[str, int]:
     return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters_for(stand_in) if a.present(stand_in)}
 
 
+def _from_pretrained(cls: type, location: str, dtype: torch.dtype):
+    if issubclass(cls, diffusers.ModularPipeline):  # FLUX.3: the pipeline definition first, then its components
+        pipe = cls.from_pretrained(location)
+        pipe.load_components(torch_dtype=dtype)
+        return pipe
+    return cls.from_pretrained(location, torch_dtype=dtype)
+
+
 def load_pipeline(model: ModelConfig):
     """The pipeline for `model`, on its device and dtype; loaded once per process and configuration."""
     key = (model.name, model.source, model.path, model.repo_id, repr(sorted(model.replica.items())), model.torch_dtype, model.device)
@@ -116,7 +129,7 @@ def load_pipeline(model: ModelConfig):
         elif model.source == ModelSource.embedded:
             pipe = family.load_embedded(model.path, dtype)
         else:
-            pipe = getattr(diffusers, family.pipeline_class).from_pretrained(_hub_location(model, family), torch_dtype=dtype)
+            pipe = _from_pretrained(getattr(diffusers, family.pipeline_class), _hub_location(model, family), dtype)
         pipe = pipe.to(resolve_device(model))
         _LOADED[key] = pipe if pipe.dtype == dtype else pipe.to(dtype=dtype)  # Shap-E's denoiser is its `prior`
     return _LOADED[key]

@@ -37,7 +37,8 @@ class Replica:
     def __call__(self, seed: int = 0, **overrides) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
         kwargs = {**self.inputs, "output_type": self.output_type, **overrides}
-        return torch.as_tensor(getattr(self.pipe(**kwargs, generator=generator), self.output))
+        result = self.pipe(**kwargs, generator=generator)
+        return torch.as_tensor(result if "output" in kwargs else getattr(result, self.output))  # modular: the value
 
     def baseline(self) -> torch.Tensor:
         """The uncached output at seed 0 (computed once per session)."""

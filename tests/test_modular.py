@@ -14,7 +14,7 @@ from cachedit.adapters import registry
 from cachedit.cache import _num_inference_steps
 from cachedit.models import dit_families
 from cachedit.models.dit_families.modular import (
-    MODULAR_ONLY_REPLICAS, MODULAR_REPLICAS, modular_classes, modular_replica,
+    MODULAR_ONLY_REPLICAS, MODULAR_REPLICAS, build_modular_only, modular_classes, modular_replica,
 )
 
 STEPS = 5
@@ -92,3 +92,29 @@ def test_the_step_count_comes_from_keyword_inputs_or_the_blocks_default():
     classic_signature = inspect.signature(Classic.__call__)
     assert _num_inference_steps(Classic(), classic_signature, ("a cat",), {}) == 50
     assert _num_inference_steps(Classic(), classic_signature, ("a cat", 9), {}) == 9
+
+
+def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
+    from cachedit.configs import ModelConfig, ModelSource
+    from cachedit.models.families import get_family
+    from cachedit.pipelines import load_pipeline
+
+    model = ModelConfig(name="flux3", source=ModelSource.replica, num_inference_steps=2, guidance_scale=4.0)
+    with pytest.raises(ValueError, match=r"`model.guidance_scale`: Flux3ModularPipeline takes no `guidance_scale`"):
+        get_family("flux3").inputs(load_pipeline(model), model)
+
+
+def test_a_saved_modular_pipeline_loads_from_model_path(tmp_path):
+    from cachedit.configs import ModelConfig
+    from cachedit.pipelines import check_model, load_pipeline
+
+    replica = build_modular_only("Flux3ModularPipeline")
+    replica.save_pretrained(str(tmp_path))
+    model = ModelConfig(name="flux3", path=str(tmp_path), torch_dtype="float32")
+    assert check_model(model) == {"transformer": 10}  # the preflight reads the saved config only
+    loaded = load_pipeline(model)
+    assert type(loaded).__name__ == "Flux3ModularPipeline" and loaded.transformer is not replica.transformer
+    for (name, saved), (_, reloaded) in zip(replica.transformer.state_dict().items(), loaded.transformer.state_dict().items()):
+        assert torch.equal(saved, reloaded), name
+    cachedit.enable_cache(loaded, DBCacheConfig(Fn=1))  # the registry adapts the loaded class
+    cachedit.disable_cache(loaded)

@@ -56,6 +56,15 @@ def test_a_video_family_saves_the_first_videos_frames_and_compares_every_frame(t
         assert grid.size == baseline.size and grid.width > 4 * grid.height  # 5 frames side by side, one row
 
 
+def test_a_modular_only_family_runs_through_the_runner(tmp_path):
+    # FLUX.3 exists only as a Modular Diffusers pipeline: two guidance branches of 4 steps, decoded 64 px images.
+    generate("model=flux3", "model.source=replica", "model.num_inference_steps=4", "cache.Fn=1",
+             "cache.max_warmup_steps=1", "cache.residual_diff_threshold=2.0", f"hydra.run.dir={tmp_path}")
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["status"] == "ok" and stats["cache"]["steps"] == 8 and stats["cache"]["cached_steps"] > 0
+    assert stats["fidelity"]["max_abs_diff"] > 0 and (tmp_path / "image.png").is_file()
+
+
 def test_a_bad_key_fails_before_any_work_and_names_the_allowed_keys(tmp_path):
     result = generate(*FLUX_SMALL, "cache.residual_diff_treshold=0.1", f"hydra.run.dir={tmp_path}", check=False)
     assert result.returncode == 2

@@ -218,8 +218,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "KandinskyPriorPipeline", "KandinskyV22PriorPipeline", "KandinskyV22PriorEmb2EmbPipeline", "ShapEPipeline",
         "ShapEImg2ImgPipeline", "UnCLIPPipeline", "StableUnCLIPPipeline",
     )),
-    # Modular-only families: diffusers 0.42.1 has no classic pipeline for them, so there is no conf/model YAML (the
-    # Hydra runner drives classic pipelines); modular-only replicas in tests/test_modular.py prove them.
+    # Modular-only families: diffusers 0.42.1 has no classic pipeline for them; modular-only replicas in
+    # tests/test_modular.py prove them, and the runner drives FLUX.3 (`model=flux3`, conf/model/flux3.yaml).
     # FLUX.3: per-mode blocks (text, image, reference image), then joint single blocks over [text, image, reference].
     # The image mode blocks and the joint blocks carry the latent stream; the text and reference mode blocks run at
     # timestep 0 (only the distilled model's target timestep varies) and always compute. The list boundary cuts a

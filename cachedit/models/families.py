@@ -181,6 +181,25 @@ def _register_dit_families() -> None:
 _register_dit_families()
 
 
+def _register_modular_families() -> None:
+    """Modular-only image families (FLUX.3): the runner drives their Modular Diffusers pipeline."""
+    from functools import partial
+
+    from .dit_families import modular
+
+    for name, modular_class in modular.RUNNER_FAMILIES.items():
+        FAMILIES[name] = Family(
+            name,
+            modular_class,
+            partial(modular.build_runner_replica, modular_class),
+            partial(modular.replica_transformer, modular_class),
+            partial(modular.runner_inputs, modular_class),
+        )
+
+
+_register_modular_families()
+
+
 def get_family(name: str) -> Family:
     if name not in FAMILIES:
         raise ValueError(f"Unknown `model.name={name}`. Known families: {', '.join(sorted(FAMILIES))}.")

@@ -18,6 +18,7 @@ import diffusers
 import diffusers.modular_pipelines
 import torch
 
+from ...configs import ModelSource
 from ._common import TOKENS, Spec, _emb
 
 # modular pipeline class -> the classic replica whose components and embeddings it runs on
@@ -228,3 +229,45 @@ def modular_replica(modular_class: str, num_inference_steps: int) -> tuple["diff
     spec = SPECS_BY_NAME[MODULAR_REPLICAS[modular_class]]
     classic = build_replica(spec)
     return build_modular(modular_class, classic), modular_inputs(spec, classic, num_inference_steps)
+
+
+# Modular-only image families the Hydra runner drives (`model=flux3`): the call returns decoded images.
+RUNNER_FAMILIES: dict[str, str] = {"flux3": "Flux3ModularPipeline"}
+
+
+def build_runner_replica(modular_class: str, seed: int = 0, **overrides) -> "diffusers.ModularPipeline":
+    if overrides:
+        raise ValueError(f"`model.replica` overrides are not supported for the modular replica of {modular_class}.")
+    return build_modular_only(modular_class, seed)
+
+
+def replica_transformer(modular_class: str, **overrides) -> torch.nn.Module:
+    """The replica's transformer alone (the preflight builds it on the meta device to count its blocks)."""
+    if overrides:
+        raise ValueError(f"`model.replica` overrides are not supported for the modular replica of {modular_class}.")
+    return MODULAR_ONLY_REPLICAS[modular_class].components()["transformer"]
+
+
+def runner_inputs(modular_class: str, pipe, model) -> dict:
+    """The runner's call: decoded images as numpy; seeded prompt embeddings on the replica, the prompt otherwise."""
+    takes = pipe.default_call_parameters
+    for key in ("guidance_scale", "negative_prompt"):
+        if getattr(model, key) and key not in takes:  # a modular pipeline would only warn and ignore it
+            raise ValueError(f"`model.{key}`: {modular_class} takes no `{key}` (its guider sets guidance); set it "
+                             f"to null. Inputs it takes: {', '.join(sorted(k for k in takes if k))}.")
+    kwargs = {"num_inference_steps": model.num_inference_steps, "num_images_per_prompt": model.num_images,
+              "output": "images", "output_type": "np"}
+    if model.guidance_scale is not None:
+        kwargs["guidance_scale"] = model.guidance_scale
+    prompt = model.prompt if model.prompt is not None else "a photo of a cat"
+    if model.source != ModelSource.replica:
+        kwargs["prompt"] = prompt
+        if model.negative_prompt:
+            kwargs["negative_prompt"] = model.negative_prompt
+    else:
+        kwargs.update(MODULAR_ONLY_REPLICAS[modular_class].inputs())
+        kwargs["prompt_embeds"] = _emb(prompt, *kwargs["prompt_embeds"].shape)  # the prompt seeds the stand-in
+    for key in ("height", "width"):
+        if getattr(model, key) is not None:
+            kwargs[key] = getattr(model, key)
+    return kwargs
