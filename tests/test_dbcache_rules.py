@@ -148,6 +148,28 @@ def test_an_addition_between_skipped_blocks_is_not_counted_twice():
     assert torch.allclose(outputs[1], outputs[0], atol=1e-6) and torch.equal(outputs[2], outputs[1])
 
 
+def test_a_timestep_that_turns_back_starts_a_new_loop_with_fresh_state():
+    # Chunk-wise pipelines (AnyFlow-FAR, Framepack, Helios) run one sampling loop per chunk within one call: nothing
+    # cached in one chunk may serve the next, and warmup applies again.
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2),
+                          adapters=TOY_ADAPTERS)
+    (x,) = steady_inputs(1)
+    with torch.no_grad(), pipe.transformer.cache_context("cond"):
+        for t in (900.0, 600.0, 300.0, 0.0, 900.0, 600.0, 300.0):  # two loops
+            pipe.transformer(x, timestep=torch.tensor([t]))
+    assert decisions(cachedit.summary(pipe)) == "CCcc" + "CCc"
+    cachedit.disable_cache(pipe)
+
+    pipe = ToyPipeline()  # rising timesteps (LongCat-AudioDiT's inverted sigmas) are one loop
+    cachedit.enable_cache(pipe, DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2),
+                          adapters=TOY_ADAPTERS)
+    with torch.no_grad(), pipe.transformer.cache_context("cond"):
+        for t in (0.1, 0.4, 0.7, 1.0):
+            pipe.transformer(x, timestep=torch.tensor([t]))
+    assert decisions(cachedit.summary(pipe)) == "CCcc"
+
+
 def test_enabling_twice_is_an_error_and_installs_nothing_more():
     pipe = ToyPipeline()
     cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)

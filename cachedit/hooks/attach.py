@@ -35,8 +35,9 @@ class CacheRootHook(ModelHook):
         self.engine.bypass = _writes_kv_cache(kwargs)
         if self.engine.bypass:
             return args, kwargs
-        self.states.begin_forward(next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None))
-        self.engine.begin_step(_latent_input(args, kwargs))
+        timestep = next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None)
+        self.states.begin_forward(timestep)
+        self.engine.begin_step(_latent_input(args, kwargs), timestep)
         return args, kwargs
 
     def post_forward(self, module, output):

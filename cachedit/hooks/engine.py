@@ -43,21 +43,25 @@ class StackEngine:
         self.states = BranchStates(self.state_cls, separate=self.cfg.enable_separate_cfg)
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
         self.bypass = False  # the current transformer call runs uncached and uncounted (a K/V extract pass)
+        self.loops: dict[str, tuple[float, int]] = {}  # branch -> (last timestep, its direction: -1, 0 or 1)
 
     # ---------------------------------------------------------------- lifecycle
 
     def reset(self) -> None:
         self.states.reset()
         self.leader_decisions = {}
+        self.loops = {}
 
     def begin_call(self, num_inference_steps: int | None) -> None:
         self.reset()
         if self.mask is not None:
             self.mask.begin_call(num_inference_steps)
 
-    def begin_step(self, hidden_states: torch.Tensor) -> None:
+    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
         """Called before each transformer forward: one step of the current branch begins."""
         state = self.states.get_state()
+        if self._starts_new_loop(timestep):
+            state.reset()  # a chunk, window, tile or pyramid stage: nothing cached before it applies
         state.step += 1
         state.skip = False
         state.stats_key = self.branch  # built once per step, not once per block
@@ -65,6 +69,22 @@ class StackEngine:
         if state.signature is not None and signature != state.signature:
             state.invalidate()  # recompute, never broadcast a cached tensor of another shape
         state.signature = signature
+
+    def _starts_new_loop(self, timestep) -> bool:
+        """Whether the branch's timestep turned back: a pipeline that runs one sampling loop per chunk, window, tile
+        or stage within a call (AnyFlow-FAR, Framepack, Helios, Kandinsky 6 SR, MiniMax-Music3) starts the next one.
+        The direction is learned from the loop itself (LongCat-AudioDiT's timesteps rise)."""
+        if not isinstance(timestep, torch.Tensor) or timestep.numel() == 0:
+            return False
+        t = float(timestep.detach().max())
+        last, direction = self.loops.get(self.states.branch, (None, 0))
+        new_loop = False
+        if last is not None and t != last:
+            step = 1 if t > last else -1
+            new_loop = direction not in (0, step)
+            direction = 0 if new_loop else step
+        self.loops[self.states.branch] = (t, direction)
+        return new_loop
 
     # ---------------------------------------------------------------- helpers for subclasses
 
