@@ -193,7 +193,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "nucleus_moe_image": (_TRANSFORMER_BLOCKS, ("NucleusMoEImagePipeline",)),
     # Fused video/audio blocks return (video, audio); the video and audio text blocks before them encode the prompt.
     "kandinsky6": (_one(("visual_transformer_blocks", VIS_AUD_OUT)), ("Kandinsky6TI2VAPipeline",)),
-    # The text-free video super-resolution transformer: single-stream blocks, one denoising loop per tile.
+    # The text-free video super-resolution transformer: single-stream blocks, one denoising loop per tile (each
+    # tile's loop starts the branch afresh: its timesteps turn back).
     "kandinsky6_sr": (_one(("visual_transformer_blocks", HIDDEN_OUT)), ("Kandinsky6SRPipeline",)),
     # The history latents (short, mid, long) are concatenated before the blocks and run through them with the chunk.
     "helios": (_BLOCKS, (
@@ -234,7 +235,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         for name in ("transformer", "transformer_ref")
     ), ("MiniMaxH3ModularPipeline",)),
     # Single-stream blocks over [timestep token, latents]. Each 200-frame window of a longer song runs its own loop
-    # within one call, so the steps of later windows continue the call's step count.
+    # within one call: its timesteps turn back, which starts the branch afresh (warmup, step count, no cache).
     "minimax_music3": (_TRANSFORMER_BLOCKS, ("MiniMaxMusic3ModularPipeline",)),
     # Per segment, one reference pass (`kv_cache_mode="extract"`, reference tokens only: a different token count, so
     # it drops the cached residuals and is never skipped) stores every block's K/V, then the denoising passes read
