@@ -170,6 +170,25 @@ def test_a_timestep_that_turns_back_starts_a_new_loop_with_fresh_state():
     assert decisions(cachedit.summary(pipe)) == "CCcc"
 
 
+def test_each_pass_of_a_transformer_that_runs_its_blocks_twice_is_a_step():
+    # RFD4-Proteina recycles: several passes over its layers inside one transformer call. Each pass is a step of its
+    # own (warmup, step index, TaylorSeer's sample points), compared with the previous pass.
+    class TwoPasses(ToyTransformer):
+        def forward(self, hidden_states, timestep=None):
+            for _ in range(2):
+                for block in self.transformer_blocks:
+                    hidden_states = block(hidden_states, temb=None)
+            return hidden_states
+
+    pipe = ToyPipeline()
+    pipe.transformer = TwoPasses()
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=3)
+    cachedit.enable_cache(pipe, config, adapters=TOY_ADAPTERS, taylorseer=cachedit.TaylorSeerConfig(order=1))
+    outputs = pipe(steady_inputs(3))
+    assert decisions(cachedit.summary(pipe)) == "CCC" + "ccc"
+    assert all(torch.isfinite(output).all() for output in outputs)
+
+
 def test_enabling_twice_is_an_error_and_installs_nothing_more():
     pipe = ToyPipeline()
     cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)

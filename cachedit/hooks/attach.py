@@ -81,6 +81,10 @@ class CacheBlockHook(ModelHook):
     def new_forward(self, module, *args, **kwargs):
         if self.engine.bypass:
             return self.fn_ref.original_forward(*args, **kwargs)
+        if self.index == 0:
+            if self.engine.first_block_ran:  # the transformer runs its blocks again (RFD4-Proteina's recycling)
+                self.engine.begin_step(_latent_input(args, kwargs))
+            self.engine.first_block_ran = True
         return self.engine.run_block(self.index, self.fn_ref.original_forward, args, kwargs)
 
 

@@ -44,6 +44,7 @@ class StackEngine:
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
         self.bypass = False  # the current transformer call runs uncached and uncounted (a K/V extract pass)
         self.loops: dict[str, tuple[float, int]] = {}  # branch -> (last timestep, its direction: -1, 0 or 1)
+        self.first_block_ran = False  # within the current step: a second pass over the blocks is a step of its own
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -62,6 +63,7 @@ class StackEngine:
         state = self.states.get_state()
         if self._starts_new_loop(timestep):
             state.reset()  # a chunk, window, tile or pyramid stage: nothing cached before it applies
+        self.first_block_ran = False
         state.step += 1
         state.skip = False
         state.stats_key = self.branch  # built once per step, not once per block
