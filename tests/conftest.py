@@ -31,7 +31,9 @@ class Replica:
         self.output = spec.output if spec is not None else "images"  # video pipelines return `.frames`
         # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast. DiT cannot
         # return latents (nor can Kandinsky 6 SR, which blends decoded tiles), and the tiny DiT works in pixel space.
-        self.output_type = {"dit": "np", "tiny_dit": "pt", "kandinsky6_sr": "pt"}.get(name, "latent")
+        self.output_type = {"dit": "np", "tiny_dit": "pt", "kandinsky6_sr": "pt", "vq_diffusion": "np",
+                            "rfd4_proteina": "pt"}.get(  # RFD4-Proteina takes "pt" or "np" (coordinates) only
+            name, "latent")  # VQ-Diffusion always decodes its tokens: "np" or "pil" only
         self._baseline = None
 
     def __call__(self, seed: int = 0, **overrides) -> torch.Tensor:

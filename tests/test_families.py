@@ -298,8 +298,9 @@ def test_automatic_discovery_finds_the_registered_lists_where_no_list_is_left_ou
         discovered = []
     # HiDream's blocks hide their return value (`return self.block(...)`); ERNIE-Image's return an expression
     # (`residual + gate * mlp`), and so do Kandinsky 6 SR's (`apply_gate_sum(...)`) and Cosmos 3 Omni's (`und + mlp,
-    # gen + mlp`, whose und_seq/gen_seq no alias covers either).
-    assert set(registered) <= set(discovered) or family in {"hidream", "ernie_image", "kandinsky6_sr", "cosmos3_omni"}
+    # gen + mlp`, whose und_seq/gen_seq no alias covers either), and so do RFD4-Proteina's (`(values + ...) * mask`).
+    assert set(registered) <= set(discovered) or family in {
+        "hidream", "ernie_image", "kandinsky6_sr", "cosmos3_omni", "rfd4_proteina"}
 
 
 def test_per_list_overrides_make_separate_stacks_with_their_own_hooks():

@@ -112,7 +112,10 @@ VIS_AUD_OUT = ForwardPattern("vis_aud_out", (HIDDEN, AUDIO), params=((HIDDEN, "v
 # Mixture-of-transformers layers that return (understanding, generation): Cosmos 3 Omni's `und_seq` is the text
 # stream, `gen_seq` the latent (vision, sound, action) stream.
 UND_GEN_OUT = ForwardPattern("und_gen_out", (ENCODER, HIDDEN), params=((HIDDEN, "gen_seq"), (ENCODER, "und_seq")))
+# RFD4-Proteina's trunk layers take and return the token stream as `values`; the pair stream they read (`pairs`) is
+# updated between layers by the transformer, never returned by a layer, so it is an input like the condition.
+VALUES_OUT = ForwardPattern("values_out", (HIDDEN,), params=((HIDDEN, "values"),))
 
 PATTERNS = {p.name: p for p in (
-    ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, HIDDEN_AUDIO_OUT, VIS_AUD_OUT, UND_GEN_OUT,
+    ENCODER_HIDDEN_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, HIDDEN_AUDIO_OUT, VIS_AUD_OUT, UND_GEN_OUT, VALUES_OUT,
 )}

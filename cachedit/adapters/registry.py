@@ -14,6 +14,7 @@ from __future__ import annotations
 from .block_adapter import BlockAdapter
 from .patches import DecoderTailAdapter, PairedLatteAdapter
 from .patterns import ENCODER_HIDDEN_OUT, HIDDEN_AUDIO_OUT, HIDDEN_ENCODER_OUT, HIDDEN_OUT, UND_GEN_OUT, VIS_AUD_OUT
+from .patterns import VALUES_OUT
 
 
 def _one(*block_lists, transformer: str = "transformer") -> tuple[BlockAdapter, ...]:
@@ -248,6 +249,14 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     # Spatial and temporal blocks alternate with reshapes between them: the spatial list is cached, each spatial
     # block running its temporal partner while the cache is on (cachedit/adapters/patches/latte.py).
     "latte": ((PairedLatteAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),)),), ("LattePipeline",)),
+    # The discrete Transformer2DModel: BasicTransformerBlocks on embedded VQ tokens (text by cross-attention); its
+    # output head turns the last hidden states into log p(x_0) over the codebook, so the cache works on the blocks'
+    # hidden states as usual. The pipeline batches the learned unconditional embeddings into the same call.
+    "vq_diffusion": (_TRANSFORMER_BLOCKS, ("VQDiffusionPipeline",)),
+    # A protein-structure model: trunk layers carry the token stream `values`; the pair stream they read is updated
+    # between layers (`pair_update_layers`, not blocks) and keeps running. Each denoising step runs the whole list
+    # `recycle_depth` times inside one transformer call.
+    "rfd4_proteina": (_one(("transformer_layers", VALUES_OUT)), ("RFD4ProteinaPipeline",)),
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }
 

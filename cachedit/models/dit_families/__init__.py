@@ -13,10 +13,10 @@ import diffusers
 import torch
 
 from ...configs import ModelConfig, ModelSource
-from . import audio, image, video
+from . import audio, image, other, video
 from ._common import Spec
 
-SPECS: list[Spec] = [*image.SPECS, *video.SPECS, *audio.SPECS]
+SPECS: list[Spec] = [*image.SPECS, *video.SPECS, *audio.SPECS, *other.SPECS]
 
 
 def build_replica(spec: Spec, seed: int = 0, **overrides):
@@ -50,6 +50,10 @@ def inputs(spec: Spec, pipe, model: ModelConfig) -> dict:
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
     prompt = model.prompt if model.prompt is not None else "a photo of a cat"
     negative = model.negative_prompt or ""
+    if spec.steps is not None:  # the call takes no step count: the replica sets it on the pipeline
+        steps = kwargs.pop("num_inference_steps")
+        if replica:  # a hub checkpoint keeps its released schedule
+            spec.steps(pipe, steps)
     if spec.name == "dit":
         kwargs.pop("height"), kwargs.pop("width")
         labels = model.class_labels if model.class_labels is not None else [1]

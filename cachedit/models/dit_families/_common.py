@@ -35,6 +35,8 @@ class Spec:
     setup (`dict`): pipeline attributes to set after construction (HiDream's fixed 1024 px sample area).
     randomize_zeros (`bool`): Kandinsky 5 zero-initialises its output layer, so a random replica's output would not
         depend on its blocks at all; this gives such weights seeded random values.
+    steps (`Callable`, *optional*): ``(pipe, num_inference_steps)`` for a pipeline whose call takes no step count
+        (RFD4-Proteina's is the length of its `recycle_depths` config): the count is set on the pipeline instead.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Spec:
     transformers: tuple[str, ...] = ("transformer",)
     setup: dict = field(default_factory=dict)  # pipeline attributes set after construction
     randomize_zeros: bool = False  # give zero-initialised transformer weights random values
+    steps: Callable | None = None  # (pipe, n): sets the step count of a call that takes none (RFD4-Proteina)
 
 
 def _emb(prompt: str, *shape: int) -> torch.Tensor:

@@ -612,6 +612,44 @@ def _shap_e_components():
                 shap_e_renderer=renderer)
 
 
+VQ_DIFFUSION_CODEBOOK = 16  # VQ codebook entries; the transformer's classes add the mask class
+VQ_DIFFUSION_TIMESTEPS = 100  # the scheduler's training timesteps: the transformer's AdaLayerNorm embeds each one
+
+
+def _vq_diffusion_transformer(**o):
+    # The discrete Transformer2DModel: embeds an 8x8 grid of codebook indices, runs 10 BasicTransformerBlocks (text by
+    # cross-attention, the timestep by AdaLayerNorm) and returns log p(x_0) over the codebook for every token.
+    return diffusers.Transformer2DModel(**{**dict(
+        num_attention_heads=2, attention_head_dim=16, num_layers=10, cross_attention_dim=32, attention_bias=True,
+        sample_size=8, num_vector_embeds=VQ_DIFFUSION_CODEBOOK + 1, activation_fn="geglu-approximate",
+        num_embeds_ada_norm=VQ_DIFFUSION_TIMESTEPS, norm_type="ada_norm"), **o})
+
+
+def _vq_diffusion_components():
+    # The call takes no prompt embeddings: a tiny random CLIP text encoder. The learned classifier-free embeddings
+    # (the unconditional prompt) start at zeros in diffusers; the replica gives them seeded random values.
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from diffusers.pipelines.deprecated.vq_diffusion import LearnedClassifierFreeSamplingEmbeddings
+
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=PROMPT_CHARS, eos_token_id=2)).eval()
+    uncond = LearnedClassifierFreeSamplingEmbeddings(learnable=True, hidden_size=32, length=PROMPT_CHARS)
+    with torch.no_grad():
+        uncond.embeddings.copy_(_emb("learned-uncond", PROMPT_CHARS, 32))
+    # `vq_embed_dim` must be set: the pipeline reads it from the config to shape the codebook lookup.
+    vqvae = diffusers.VQModel(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        latent_channels=8, vq_embed_dim=8, norm_num_groups=8, num_vq_embeddings=VQ_DIFFUSION_CODEBOOK, sample_size=64,
+        mid_block_add_attention=False)
+    scheduler = diffusers.VQDiffusionScheduler(num_vec_classes=VQ_DIFFUSION_CODEBOOK + 1,
+                                               num_train_timesteps=VQ_DIFFUSION_TIMESTEPS)
+    return dict(scheduler=scheduler, vqvae=vqvae, text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS),
+                learned_classifier_free_sampling_embeddings=uncond)
+
+
 SPECS: list[Spec] = [
     Spec("sd3", "StableDiffusion3Pipeline", _sd3_transformer,
          lambda: dict(scheduler=_flow(), vae=_vae4_shifted(), **_none(
@@ -741,4 +779,7 @@ SPECS: list[Spec] = [
          lambda pipe, prompt, negative: dict(prompt=prompt),
          takes_size=False, transformers=("prior",),
          call=dict(frame_size=32)),  # the renderer needs 20 views x frame_size**2 rays in whole batches of 4096
+    # VQ-Diffusion: discrete diffusion over VQ tokens; the transformer's sample_size fixes the size (8x8 tokens, 64 px).
+    Spec("vq_diffusion", "VQDiffusionPipeline", _vq_diffusion_transformer, _vq_diffusion_components,
+         lambda pipe, prompt, negative: dict(prompt=prompt), takes_size=False),
 ]
