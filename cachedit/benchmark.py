@@ -13,9 +13,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .configs import NoCacheConfig, RunConfig
-from .experiment import _cached_run, _warm_up, preflight
+from .experiment import _cached_run, _generate, _warm_up, preflight
 from .metrics import fidelity
 from .models.families import get_family
+from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
 
 BASELINE = "uncached"
@@ -29,8 +30,13 @@ class BenchRow:
     cache: dict | None = None
 
 
-def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict]:
-    """Time the uncached baseline and each setting `repeats` times; return one result dict per row."""
+def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[str, dict] | None = None) -> list[dict]:
+    """Time the uncached baseline and each setting `repeats` times; return one result dict per row.
+
+    `peers` adds rows of other caches on the same pipeline: label -> ``{"peer": name, **params}`` (`cachedit.peers`).
+    """
+    peers = peers or {}
+    check_peers(peers)
     runs = list(settings.values())
     first = runs[0]
     if any(repr(run.model) != repr(first.model) or run.seed != first.seed for run in runs):
@@ -43,17 +49,29 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3) -> list[dict
     inputs = family.inputs(pipe, first.model)
     _warm_up(pipe, inputs, family.output)
 
-    rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in settings}
+    rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in [*settings, *peers]}
     baseline_run = RunConfig(model=first.model, cache=NoCacheConfig(), seed=first.seed)
     with tqdm(total=repeats * len(rows), desc="benchmark") as progress:
         for _ in range(repeats):
             for label, row in rows.items():
-                run = baseline_run if label == BASELINE else settings[label]
-                result, row.cache = _cached_run(pipe, run, inputs, family.output)
+                if label in peers:
+                    result = _peer_run(pipe, peers[label], inputs, first.seed, family.output)
+                else:
+                    run = baseline_run if label == BASELINE else settings[label]
+                    result, row.cache = _cached_run(pipe, run, inputs, family.output)
                 row.seconds += result.seconds
                 row.images = result.images
                 progress.update()
     return _table(rows, family, inputs)
+
+
+def _peer_run(pipe, spec: dict, inputs: dict, seed: int, output: str):
+    params = {key: value for key, value in spec.items() if key != "peer"}
+    undo = PEERS[spec["peer"]](pipe, **params)
+    try:
+        return _generate(pipe, inputs, seed, repeats=1, output=output)
+    finally:
+        undo()
 
 
 def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
@@ -62,14 +80,15 @@ def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
     table = []
     for row in rows.values():
         time = statistics.median(row.seconds)
+        peer = row.cache is None and row is not base  # a peer cache: what it skipped is not known here
         skipped = row.cache["skipped_share"] if row.cache else 0.0
         entry = {
             "setting": row.label,
             "time_s": time,
             "speedup": base_time / time,
-            "ideal_speedup": 1 / max(1e-9, 1 - skipped),
+            "ideal_speedup": "-" if peer else 1 / max(1e-9, 1 - skipped),
             "cached_steps": f"{row.cache['cached_steps']}/{row.cache['steps']}" if row.cache else "-",
-            "skipped_share": skipped,
+            "skipped_share": "-" if peer else skipped,
             **{k: v for k, v in fidelity(base.images, row.images).items() if k in ("psnr", "max_abs_diff")},
         }
         if family.quality is not None:

@@ -2,6 +2,7 @@
 
     python -m runners.bench                                         # conf/bench/algorithms.yaml, embedded model
     python -m runners.bench bench=overhead model=flux model.source=replica repeats=5
+    python -m runners.bench bench=peers                             # diffusers' built-in caches, cache-dit 1.5.3
 
 Writes bench.md and bench.csv into the run directory and prints the table.
 """
@@ -28,7 +29,8 @@ def main(config: DictConfig) -> None:
         setting = compose("generate", overrides=[f"model={config.model.name}", *overrides])
         setting.model, setting.seed = config.model, config.seed  # every setting runs on the bench's model
         settings[label] = OmegaConf.to_object(setting)
-    table = run_benchmark(settings, repeats=config.repeats)
+    peers = OmegaConf.to_container(config.bench.get("peers", {}))  # other caches' rows (cachedit.peers)
+    table = run_benchmark(settings, repeats=config.repeats, peers=peers)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     (output_dir / "bench.md").write_text(markdown(table) + "\n")
     with open(output_dir / "bench.csv", "w", newline="") as f:

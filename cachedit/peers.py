@@ -1,0 +1,75 @@
+"""Peer caches for side-by-side benchmarks (DESIGN §5): diffusers' built-in caches and cache-dit 1.5.3.
+
+Used by `runners.bench` only, never by the library itself. Each peer is ``enable(pipe, **params)`` returning an
+``undo()`` that puts the pipeline back as it was; cache-dit is imported only when a row asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .hooks._diffusers import HookRegistry
+
+
+def _diffusers_hook(apply: str, config: str) -> Callable:
+    """A diffusers ``hooks.apply_*`` cache on the transformer; undo removes exactly the hooks it registered."""
+
+    def enable(pipe, **params):
+        import diffusers
+        import diffusers.hooks
+
+        transformer = pipe.transformer
+        if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route, which also resets per call
+            transformer.enable_cache(getattr(diffusers, config)(**params))
+            return transformer.disable_cache
+        before = _hook_names(transformer)
+        getattr(diffusers.hooks, apply)(transformer, getattr(diffusers, config)(**params))
+        added = _hook_names(transformer) - before
+
+        def undo():
+            for module in transformer.modules():
+                registry = getattr(module, "_diffusers_hook", None)
+                for name in [n for n in (registry.hooks if registry else {}) if (id(module), n) in added]:
+                    registry.remove_hook(name, recurse=False)
+
+        return undo
+
+    return enable
+
+
+def _hook_names(transformer: torch.nn.Module) -> set[tuple[int, str]]:
+    HookRegistry.check_if_exists_or_initialize(transformer)
+    return {(id(m), n) for m in transformer.modules() if hasattr(m, "_diffusers_hook") for n in m._diffusers_hook.hooks}
+
+
+def _cache_dit(pipe, Fn: int = 8, Bn: int = 0, residual_diff_threshold: float = 0.08, max_warmup_steps: int = 8):
+    """cache-dit's DBCache on a pipeline cache-dit adapts by class (FLUX, Qwen-Image, Wan, ...). Not the embedded
+    tiny DiT: cache-dit's BlockAdapter swaps `transformer_blocks` for a wrapper, and DiTTransformer2DModel.forward
+    reads ``transformer_blocks[0].norm1`` from it."""
+    try:
+        import cache_dit
+    except ImportError as error:
+        raise ImportError(
+            "The `cache_dit` peer needs cache-dit 1.5.3: `pip install --no-deps cache-dit==1.5.3` (benchmarks only)."
+        ) from error
+    config = cache_dit.DBCacheConfig(Fn_compute_blocks=Fn, Bn_compute_blocks=Bn, max_warmup_steps=max_warmup_steps,
+                                     residual_diff_threshold=residual_diff_threshold)
+    cache_dit.enable_cache(pipe, cache_config=config)
+    return lambda: cache_dit.disable_cache(pipe)
+
+
+PEERS: dict[str, Callable] = {
+    "diffusers_fbc": _diffusers_hook("apply_first_block_cache", "FirstBlockCacheConfig"),
+    "diffusers_taylorseer": _diffusers_hook("apply_taylorseer_cache", "TaylorSeerCacheConfig"),
+    "cache_dit": _cache_dit,
+}
+
+
+def check_peers(peers: dict[str, dict]) -> None:
+    """Raise, before any work, on a peer row that names no known peer."""
+    for label, spec in peers.items():
+        name = spec.get("peer")
+        if name not in PEERS:
+            raise ValueError(f"Peer row `{label}`: `peer: {name}` is not a known peer. Known: {', '.join(PEERS)}.")
