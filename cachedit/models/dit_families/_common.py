@@ -96,6 +96,18 @@ def _masked_embeds(dim_of: Callable, mask_key: str = "prompt_attention_mask", dt
     return embeds
 
 
+def _two_encoder_embeds(dim_key: str, dim_key_2: str, mask_key: str, tag_2: str):
+    """Masked embeddings of two text encoders (HunyuanDiT's CLIP + T5, HunyuanVideo 1.5's LLM + ByT5): the second
+    encoder's keys end in ``_2`` and its stand-ins are seeded by the tagged prompt."""
+    first = _masked_embeds(lambda c: getattr(c, dim_key), mask_key)
+    second = _masked_embeds(lambda c: getattr(c, dim_key_2), mask_key)
+
+    def embeds(pipe, prompt, negative):
+        tagged = second(pipe, tag_2 + prompt, tag_2 + negative)
+        return {**first(pipe, prompt, negative), **{key + "_2": value for key, value in tagged.items()}}
+    return embeds
+
+
 def _text_embeds(dim_key: str, negative_too: bool = True):
     def embeds(pipe, prompt, negative):
         d = getattr(_cfg(pipe), dim_key)

@@ -9,7 +9,7 @@ from ..replicas import _tiny_vae
 from ._common import (
     TOKENS, PROMPT_CHARS, Spec, _emb, _mask, _flow, _vae4, _vae4_shifted, _vae16, _cfg, _masked_embeds,
     _text_embeds, _flux_vae, _none, _kontext_image, _flux_vae16, _char_tokenizer, _prompt_only, _wan_vae,
-    _pooled_embeds,
+    _pooled_embeds, _two_encoder_embeds,
 )
 
 
@@ -78,17 +78,6 @@ def _hunyuandit_transformer(**o):
         num_attention_heads=2, attention_head_dim=16, in_channels=4, patch_size=2, sample_size=8, hidden_size=32,
         num_layers=10, mlp_ratio=2.0, cross_attention_dim=32, cross_attention_dim_t5=32, pooled_projection_dim=16,
         text_len=TOKENS, text_len_t5=TOKENS), **o})
-
-
-def _hunyuandit_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
-    return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.cross_attention_dim), prompt_attention_mask=_mask(),
-        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.cross_attention_dim), negative_prompt_attention_mask=_mask(),
-        prompt_embeds_2=_emb("t5:" + prompt, 1, TOKENS, c.cross_attention_dim_t5), prompt_attention_mask_2=_mask(),
-        negative_prompt_embeds_2=_emb("t5:" + negative, 1, TOKENS, c.cross_attention_dim_t5),
-        negative_prompt_attention_mask_2=_mask(),
-    )
 
 
 def _cogview3_transformer(**o):
@@ -669,7 +658,8 @@ SPECS: list[Spec] = [
          lambda: dict(scheduler=diffusers.DDPMScheduler(), vae=_vae4(), safety_checker=None, feature_extractor=None,
                       requires_safety_checker=False,
                       **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
-         _hunyuandit_embeds, call=dict(use_resolution_binning=False)),
+         _two_encoder_embeds("cross_attention_dim", "cross_attention_dim_t5", "prompt_attention_mask", "t5:"),
+         call=dict(use_resolution_binning=False)),
     Spec("cogview3", "CogView3PlusPipeline", _cogview3_transformer,
          lambda: dict(scheduler=diffusers.CogVideoXDDIMScheduler(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
          _text_embeds("text_embed_dim")),

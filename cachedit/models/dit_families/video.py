@@ -6,7 +6,7 @@ import diffusers
 
 from ._common import (
     TOKENS, Spec, _emb, _mask, _flow, _cfg, _masked_embeds, _text_embeds, _none, _wan_vae, _kontext_image,
-    _char_tokenizer, _prompt_only, _vae4, _pooled_embeds,
+    _char_tokenizer, _prompt_only, _vae4, _pooled_embeds, _two_encoder_embeds,
 )
 
 
@@ -130,17 +130,6 @@ def _hunyuan_video15_transformer(**o):
 def _hunyuan_video15_vae():
     return diffusers.AutoencoderKLHunyuanVideo15(
         latent_channels=4, block_out_channels=(8, 8, 8, 8, 8), layers_per_block=1)
-
-
-def _hunyuan_video15_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
-    return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_embeds_mask=_mask(),
-        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.text_embed_dim), negative_prompt_embeds_mask=_mask(),
-        prompt_embeds_2=_emb("byt5:" + prompt, 1, TOKENS, c.text_embed_2_dim), prompt_embeds_mask_2=_mask(),
-        negative_prompt_embeds_2=_emb("byt5:" + negative, 1, TOKENS, c.text_embed_2_dim),
-        negative_prompt_embeds_mask_2=_mask(),
-    )
 
 
 def _chronoedit_transformer(**o):
@@ -441,7 +430,8 @@ SPECS: list[Spec] = [
          lambda: dict(scheduler=_flow(), vae=_hunyuan_video15_vae(),
                       guider=diffusers.ClassifierFreeGuidance(guidance_scale=6.0),
                       **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
-         _hunyuan_video15_embeds, size=32, frames=5, output="frames",
+         _two_encoder_embeds("text_embed_dim", "text_embed_2_dim", "prompt_embeds_mask", "byt5:"),
+         size=32, frames=5, output="frames",
          setup=dict(vision_num_semantic_tokens=TOKENS)),  # SigLIP's 729 image tokens, all masked in text-to-video,
     # The `wan_single` registry family (WanAnimate, ChronoEdit): ChronoEdit edits one image through a short video.
     Spec("chronoedit", "ChronoEditPipeline", _chronoedit_transformer, _chronoedit_components, _chronoedit_embeds,
