@@ -13,6 +13,7 @@ import torch
 
 from ..configs import ModelConfig, ModelSource
 from . import replicas
+from .calls import call_kwargs, prompt_of
 
 
 @dataclass(frozen=True)
@@ -43,29 +44,12 @@ class Family:
     transformers: tuple[str, ...] = ("transformer",)
 
 
-def _common(model: ModelConfig, replica_size: int | None = None) -> dict:
-    """Step count, guidance and size; replicas default to a small size instead of the pipeline's 512-1024 px."""
-    kwargs = {"num_inference_steps": model.num_inference_steps, "output_type": "np"}
-    if model.guidance_scale is not None:
-        kwargs["guidance_scale"] = model.guidance_scale
-    default = replica_size if model.source == ModelSource.replica else None
-    for key in ("height", "width"):
-        value = getattr(model, key) if getattr(model, key) is not None else default
-        if value is not None:
-            kwargs[key] = value
-    return kwargs
-
-
-def _prompt(model: ModelConfig) -> str:
-    return model.prompt if model.prompt is not None else "a photo of a cat"
-
-
 def _flux_inputs(pipe, model: ModelConfig) -> dict:
-    kwargs = {**_common(model, replica_size=256), "num_images_per_prompt": model.num_images}
+    kwargs = {**call_kwargs(model, replica_size=256), "num_images_per_prompt": model.num_images}
     if model.source != ModelSource.replica:
-        return {**kwargs, "prompt": _prompt(model)}
+        return {**kwargs, "prompt": prompt_of(model)}
     cfg, dtype = pipe.transformer.config, pipe.transformer.dtype
-    prompt = _prompt(model)
+    prompt = prompt_of(model)
     return {
         **kwargs,
         "prompt_embeds": replicas.prompt_embeddings(prompt, (1, replicas.PROMPT_TOKENS, cfg.joint_attention_dim), dtype),
@@ -74,15 +58,15 @@ def _flux_inputs(pipe, model: ModelConfig) -> dict:
 
 
 def _pixart_inputs(pipe, model: ModelConfig) -> dict:
-    kwargs = {**_common(model, replica_size=128), "num_images_per_prompt": model.num_images}
+    kwargs = {**call_kwargs(model, replica_size=128), "num_images_per_prompt": model.num_images}
     if model.source != ModelSource.replica:
-        return {**kwargs, "prompt": _prompt(model), "negative_prompt": model.negative_prompt or ""}
+        return {**kwargs, "prompt": prompt_of(model), "negative_prompt": model.negative_prompt or ""}
     shape = (1, replicas.PROMPT_TOKENS, pipe.transformer.config.caption_channels)
     dtype = pipe.transformer.dtype
     mask = torch.ones(shape[:2], dtype=torch.long)
     return {
         **kwargs,
-        "prompt_embeds": replicas.prompt_embeddings(_prompt(model), shape, dtype),
+        "prompt_embeds": replicas.prompt_embeddings(prompt_of(model), shape, dtype),
         "prompt_attention_mask": mask,
         "negative_prompt_embeds": replicas.prompt_embeddings(model.negative_prompt or "", shape, dtype),
         "negative_prompt_attention_mask": mask,
@@ -93,7 +77,7 @@ def _pixart_inputs(pipe, model: ModelConfig) -> dict:
 
 def _tiny_dit_inputs(pipe, model: ModelConfig) -> dict:
     labels = model.class_labels if model.class_labels is not None else list(range(10))
-    kwargs = _common(model)
+    kwargs = call_kwargs(model)
     kwargs.pop("height", None), kwargs.pop("width", None)  # fixed 16x16
     return {**kwargs, "class_labels": [label for label in labels for _ in range(model.num_images)]}
 

@@ -13,6 +13,7 @@ import diffusers
 import torch
 
 from ...configs import ModelConfig, ModelSource
+from ..calls import call_kwargs, prompt_of
 from . import audio, image, other, video
 from ._common import Spec
 
@@ -36,19 +37,15 @@ def build_replica(spec: Spec, seed: int = 0, **overrides):
 
 def inputs(spec: Spec, pipe, model: ModelConfig) -> dict:
     """The call for `model`: prompts for hub checkpoints, seeded prompt embeddings for replicas."""
-    kwargs = {"num_inference_steps": model.num_inference_steps, "output_type": "np"}  # what the runner saves;
-    # tests ask for latents instead. Videos come back as (N, F, H, W, C) frames.
-    if model.guidance_scale is not None:
-        kwargs["guidance_scale"] = model.guidance_scale
+    kwargs = call_kwargs(model, spec.size)  # numpy output: what the runner saves (tests ask for latents instead);
+    # videos come back as (N, F, H, W, C) frames.
+    if not spec.takes_size:
+        kwargs.pop("height", None), kwargs.pop("width", None)
     replica = model.source == ModelSource.replica
-    for key in ("height", "width") if spec.takes_size else ():
-        value = getattr(model, key) if getattr(model, key) is not None else (spec.size if replica else None)
-        if value is not None:
-            kwargs[key] = value
     if spec.frames is not None:
         kwargs[spec.frames_key] = spec.frames if replica else None
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    prompt = model.prompt if model.prompt is not None else "a photo of a cat"
+    prompt = prompt_of(model)
     negative = model.negative_prompt or ""
     if spec.steps is not None:  # the call takes no step count: the replica sets it on the pipeline
         steps = kwargs.pop("num_inference_steps")

@@ -19,6 +19,7 @@ import diffusers.modular_pipelines
 import torch
 
 from ...configs import ModelSource
+from ..calls import DEFAULT_PROMPT, call_kwargs, prompt_of
 from ._common import TOKENS, Spec, _emb
 
 # modular pipeline class -> the classic replica whose components and embeddings it runs on
@@ -38,11 +39,17 @@ MODULAR_REPLICAS: dict[str, str] = {
 }
 
 
+def _default_blocks(modular_class: str, drop: Callable[[str], bool]):
+    """`modular_class`'s default blocks without the top-level steps `drop` selects by name."""
+    blocks = getattr(diffusers.modular_pipelines, getattr(diffusers, modular_class).default_blocks_name)()
+    for name in [name for name in blocks.sub_blocks if drop(name)]:
+        blocks.sub_blocks.pop(name)
+    return blocks
+
+
 def build_modular(modular_class: str, classic) -> "diffusers.ModularPipeline":
     """`modular_class` with its default blocks minus the text-encoder steps, on `classic`'s components."""
-    blocks = getattr(diffusers.modular_pipelines, getattr(diffusers, modular_class).default_blocks_name)()
-    for name in [name for name in blocks.sub_blocks if "text" in name]:
-        blocks.sub_blocks.pop(name)
+    blocks = _default_blocks(modular_class, lambda name: "text" in name)
     pipe = blocks.init_pipeline()
     components = {spec.name: getattr(classic, spec.name, None) for spec in blocks.expected_components}
     pipe.update_components(**{name: module for name, module in components.items() if module is not None})
@@ -51,7 +58,7 @@ def build_modular(modular_class: str, classic) -> "diffusers.ModularPipeline":
 
 def modular_inputs(spec: Spec, classic, num_inference_steps: int) -> dict:
     """The modular call: the classic replica's prompt embeddings, size and frames, returning latents."""
-    kwargs = {**spec.embeds(classic, "a photo of a cat", ""), "num_inference_steps": num_inference_steps,
+    kwargs = {**spec.embeds(classic, DEFAULT_PROMPT, ""), "num_inference_steps": num_inference_steps,
               "output": "latents"}
     if spec.takes_size:
         kwargs.update(height=spec.size, width=spec.size)
@@ -95,7 +102,7 @@ def _flux3_components(flow_map: bool = False) -> dict:
 
 
 def _flux3_inputs(negative: bool = True) -> dict:
-    embeds = {"prompt_embeds": _emb("a photo of a cat", 1, TOKENS, 32)}
+    embeds = {"prompt_embeds": _emb(DEFAULT_PROMPT, 1, TOKENS, 32)}
     if negative:  # the base model's default guider runs classifier-free guidance
         embeds["negative_prompt_embeds"] = _emb("", 1, TOKENS, 32)
     return {**embeds, "height": 64, "width": 64}
@@ -127,7 +134,7 @@ def _minimax_h3_components() -> dict:
 
 def _minimax_h3_inputs() -> dict:
     # 120 frames (5 s, the shortest it generates; rounded to 124) at 32 px: 37 video rows, 2 x 207 audio rows.
-    return dict(prompt_embeds=_emb("a photo of a cat", 1, TOKENS, 32), text_token_tags=torch.full((TOKENS,), 1),
+    return dict(prompt_embeds=_emb(DEFAULT_PROMPT, 1, TOKENS, 32), text_token_tags=torch.full((TOKENS,), 1),
                 height=32, width=32, num_frames=120)
 
 
@@ -144,7 +151,7 @@ def _minimax_music3_components() -> dict:
 
 def _minimax_music3_inputs() -> dict:
     # The language model's per-frame hidden states (2 layers x 8 channels); 8 frames make one 27-latent window.
-    return dict(frame_hiddens=_emb("a photo of a cat", 1, TOKENS, 16), output_type="pt")
+    return dict(frame_hiddens=_emb(DEFAULT_PROMPT, 1, TOKENS, 16), output_type="pt")
 
 
 def _wan_animate2_components() -> dict:
@@ -169,7 +176,7 @@ def _wan_animate2_components() -> dict:
 def _wan_animate2_inputs(negative: bool = True) -> dict:
     from ._common import _kontext_image
 
-    embeds = {"prompt_embeds": _emb("a photo of a cat", 1, TOKENS, 32),
+    embeds = {"prompt_embeds": _emb(DEFAULT_PROMPT, 1, TOKENS, 32),
               "prompt_ref_embeds": _emb("a reference video of motion", 1, TOKENS, 32)}
     if negative:
         embeds["negative_prompt_embeds"] = _emb("", 1, TOKENS, 32)
@@ -205,10 +212,7 @@ def modular_classes() -> list[str]:
 def build_modular_only(modular_class: str, seed: int = 0) -> "diffusers.ModularPipeline":
     """`modular_class` with its default blocks minus the replica's dropped steps, on its tiny components."""
     replica = MODULAR_ONLY_REPLICAS[modular_class]
-    blocks = getattr(diffusers.modular_pipelines, getattr(diffusers, modular_class).default_blocks_name)()
-    for name in replica.drop:
-        blocks.sub_blocks.pop(name)
-    pipe = blocks.init_pipeline()
+    pipe = _default_blocks(modular_class, lambda name: name in replica.drop).init_pipeline()
     torch.manual_seed(seed)
     components = replica.components()
     for module in components.values():
@@ -235,16 +239,19 @@ def modular_replica(modular_class: str, num_inference_steps: int) -> tuple["diff
 RUNNER_FAMILIES: dict[str, str] = {"flux3": "Flux3ModularPipeline"}
 
 
-def build_runner_replica(modular_class: str, seed: int = 0, **overrides) -> "diffusers.ModularPipeline":
+def _refuse_overrides(modular_class: str, overrides: dict) -> None:
     if overrides:
         raise ValueError(f"`model.replica` overrides are not supported for the modular replica of {modular_class}.")
+
+
+def build_runner_replica(modular_class: str, seed: int = 0, **overrides) -> "diffusers.ModularPipeline":
+    _refuse_overrides(modular_class, overrides)
     return build_modular_only(modular_class, seed)
 
 
 def replica_transformer(modular_class: str, **overrides) -> torch.nn.Module:
     """The replica's transformer alone (the preflight builds it on the meta device to count its blocks)."""
-    if overrides:
-        raise ValueError(f"`model.replica` overrides are not supported for the modular replica of {modular_class}.")
+    _refuse_overrides(modular_class, overrides)
     return MODULAR_ONLY_REPLICAS[modular_class].components()["transformer"]
 
 
@@ -255,19 +262,13 @@ def runner_inputs(modular_class: str, pipe, model) -> dict:
         if getattr(model, key) and key not in takes:  # a modular pipeline would only warn and ignore it
             raise ValueError(f"`model.{key}`: {modular_class} takes no `{key}` (its guider sets guidance); set it "
                              f"to null. Inputs it takes: {', '.join(sorted(k for k in takes if k))}.")
-    kwargs = {"num_inference_steps": model.num_inference_steps, "num_images_per_prompt": model.num_images,
-              "output": "images", "output_type": "np"}
-    if model.guidance_scale is not None:
-        kwargs["guidance_scale"] = model.guidance_scale
-    prompt = model.prompt if model.prompt is not None else "a photo of a cat"
+    kwargs = {**call_kwargs(model), "num_images_per_prompt": model.num_images, "output": "images"}
+    prompt = prompt_of(model)
     if model.source != ModelSource.replica:
         kwargs["prompt"] = prompt
         if model.negative_prompt:
             kwargs["negative_prompt"] = model.negative_prompt
-    else:
-        kwargs.update(MODULAR_ONLY_REPLICAS[modular_class].inputs())
-        kwargs["prompt_embeds"] = _emb(prompt, *kwargs["prompt_embeds"].shape)  # the prompt seeds the stand-in
-    for key in ("height", "width"):
-        if getattr(model, key) is not None:
-            kwargs[key] = getattr(model, key)
+        return kwargs
+    kwargs = {**MODULAR_ONLY_REPLICAS[modular_class].inputs(), **kwargs}  # a set model size wins over the replica's
+    kwargs["prompt_embeds"] = _emb(prompt, *kwargs["prompt_embeds"].shape)  # the prompt seeds the stand-in
     return kwargs
