@@ -81,10 +81,10 @@ def _transformer_config(location: str, attr: str) -> tuple[type, dict]:
 def check_model(model: ModelConfig) -> dict[str, int]:
     """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
     family = get_family(model.name)
+    adapters = adapters_for(type(family.pipeline_class, (), {})())
     if model.source == ModelSource.replica:
         with init_empty_weights():
             transformers = {attr: family.replica_transformer(**model.replica) for attr in family.transformers}
-        pipeline_class = family.pipeline_class
     else:
         if model.source == ModelSource.embedded:
             if family.load_embedded is None:
@@ -97,17 +97,15 @@ def check_model(model: ModelConfig) -> dict[str, int]:
         transformers = {}
         # Every transformer an adapter names (`transformer_2`, Ideogram 4's `unconditional_transformer`, Shap-E's
         # `prior`); a checkpoint without one (Wan 2.1's empty `transformer_2`) simply has no entry.
-        names = [adapter.transformer for adapter in adapters_for(type(family.pipeline_class, (), {})())]
-        for attr in names:
+        for attr in [adapter.transformer for adapter in adapters]:
             try:
                 cls, config = _transformer_config(location, attr)
             except (KeyError, OSError):
                 continue
             with init_empty_weights():
                 transformers[attr] = cls.from_config(config)
-        pipeline_class = family.pipeline_class
-    stand_in = type(pipeline_class, (), dict(transformers))()  # an object the adapter registry can resolve
-    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters_for(stand_in) if a.present(stand_in)}
+    stand_in = type(family.pipeline_class, (), dict(transformers))()  # holds the transformers the adapters look up
+    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters if a.present(stand_in)}
 
 
 def _from_pretrained(cls: type, location: str, dtype: torch.dtype):
