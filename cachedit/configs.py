@@ -212,6 +212,90 @@ class DBPruneConfig:
         return f"DBPrune_F{self.Fn}B{self.Bn}_W{self.max_warmup_steps}_R{self.residual_diff_threshold:g}{dynamic}"
 
 
+@dataclass
+class ForecastCacheConfig:
+    r"""Forecast Cache: on scheduled steps compute the blocks, on every other step compute none of the middle and
+    forecast its residual from the computed steps with a Newton polynomial in the timestep (TaylorSeer's idea
+    applied to the whole span, on the sampler's own time axis). A skipped step costs only the `Fn` + `Bn` blocks
+    that always run (none by default), so the work saved is the share of skipped steps.
+
+    Why it beats reuse: a cached residual reused unchanged is at best what running fewer steps gives (the
+    Euler step with a constant velocity is the same update); a forecast of order 1 is a multistep method that
+    follows the trajectory's trend between computed steps. Which steps compute matters more than how many: the
+    first steps and the last ones change fastest. `compute_steps` takes a schedule fitted by calibration
+    (``python -m runners.calibrate``), otherwise the steps before `warmup` and then every `interval`-th compute.
+
+    Args:
+        Fn (`int`, defaults to `0`): leading blocks computed at every step (0: skip the whole stack).
+        Bn (`int`, defaults to `0`): trailing blocks computed at every step, correcting the forecast.
+        order (`int`, defaults to `1`): order of the forecast (0 reuses the last residual, 1 is linear in the
+            timestep, 2 quadratic). Order 1 is the robust choice on trained models; higher orders amplify noise.
+        warmup (`int`, defaults to `2`): steps at the start of each call that always compute (without
+            `compute_steps`).
+        interval (`int`, defaults to `4`): after the warmup, every `interval`-th step computes (1 never skips).
+        compute_last_step (`bool`, defaults to `False`): also compute the last step (without `compute_steps`).
+        compute_steps (`list[int]`, *optional*): the 0-based steps that compute, fitted for a call of
+            `reference_steps` steps and rescaled to other step counts; overrides warmup/interval.
+        reference_steps (`int`, defaults to `28`): the step count `compute_steps` was fitted for.
+        per_transformer (`dict`, defaults to `{}`): knob overrides per transformer.
+    """
+
+    name: str = "forecast"
+    Fn: int = 0
+    Bn: int = 0
+    order: int = 1
+    warmup: int = 2
+    interval: int = 4
+    compute_last_step: bool = False
+    compute_steps: list[int] | None = None
+    reference_steps: int = 28
+    per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # DBCache knobs the shared block bookkeeping reads; fixed here (the forecast decides by schedule, not by change)
+    Bn_compute_blocks_ids = None
+
+    def __post_init__(self) -> None:
+        _require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
+        _require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")
+        _require(self.warmup >= 1, f"`warmup` must be >= 1 (the first step has nothing to forecast from), got {self.warmup}.")
+        _require(self.interval >= 1, f"`interval` must be >= 1 (1 computes every step), got {self.interval}.")
+        _require(self.reference_steps >= 2, f"`reference_steps` must be >= 2, got {self.reference_steps}.")
+        if self.compute_steps is not None:
+            steps = list(self.compute_steps)
+            _require(
+                bool(steps) and 0 in steps,
+                f"`compute_steps` must include step 0 (nothing to forecast from before it), got {steps}.",
+            )
+            bad = [s for s in steps if not 0 <= s < self.reference_steps]
+            _require(not bad, f"`compute_steps` {bad} lie outside [0, {self.reference_steps - 1}] (`reference_steps`={self.reference_steps}).")
+            self.compute_steps = sorted(set(steps))
+        _check_per_transformer(self)
+
+    def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
+        _require(
+            self.Fn + self.Bn < num_blocks,
+            f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no block to forecast among the {num_blocks} blocks of {where}; "
+            f"allowed: Fn + Bn <= {num_blocks - 1}.",
+        )
+
+    def scheduled_steps(self, num_steps: int) -> frozenset[int]:
+        """The steps that compute in a call of `num_steps` steps."""
+        if self.compute_steps is not None:
+            scale = (num_steps - 1) / (self.reference_steps - 1)
+            return frozenset(min(num_steps - 1, round(s * scale)) for s in self.compute_steps)
+        steps = {s for s in range(num_steps) if s < self.warmup or (s - self.warmup) % self.interval == 0}
+        if self.compute_last_step:
+            steps.add(num_steps - 1)
+        return frozenset(steps)
+
+    def strify(self) -> str:
+        if self.compute_steps is not None:
+            schedule = f"S{len(self.compute_steps)}of{self.reference_steps}"
+        else:
+            schedule = f"W{self.warmup}I{self.interval}" + ("L" if self.compute_last_step else "")
+        return f"Forecast_F{self.Fn}B{self.Bn}_O{self.order}_{schedule}"
+
+
 ################################################################################
 #                     Calibrator, step mask and CFG routing                    #
 ################################################################################

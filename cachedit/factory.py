@@ -8,15 +8,17 @@ from .configs import (
     CFGCacheConfig,
     DBCacheConfig,
     DBPruneConfig,
+    ForecastCacheConfig,
     NoCacheConfig,
     StepMaskConfig,
     TaylorSeerConfig,
 )
 from .hooks.dbcache import DBCacheEngine
 from .hooks.dbprune import DBPruneEngine
+from .hooks.forecast import ForecastEngine
 from .stats import CacheStats
 
-ENGINES = {DBCacheConfig: DBCacheEngine, DBPruneConfig: DBPruneEngine}
+ENGINES = {DBCacheConfig: DBCacheEngine, DBPruneConfig: DBPruneEngine, ForecastCacheConfig: ForecastEngine}
 
 
 def check_combination(config, taylorseer: TaylorSeerConfig | None = None) -> None:
@@ -24,6 +26,11 @@ def check_combination(config, taylorseer: TaylorSeerConfig | None = None) -> Non
     order = taylorseer.order if taylorseer is not None else 0
     if order == 0:
         return
+    if isinstance(config, ForecastCacheConfig):
+        raise ValueError(
+            f"`taylorseer.order={order}` with `cache=forecast`: the forecast cache has its own `cache.order`; "
+            f"set that and leave `taylorseer=none`."
+        )
     if not isinstance(config, DBCacheConfig):
         raise ValueError(f"`taylorseer.order={order}` forecasts DBCache's skipped span; it needs `cache=dbcache` or `cache=fbcache`.")
     # Chosen over silently raising warmup: the user sees why their setting changed nothing.

@@ -26,6 +26,8 @@ def _diffusers_hook(apply: str, config: str) -> Callable:
             return transformer.disable_cache
         before = _hook_names(transformer)
         getattr(diffusers.hooks, apply)(transformer, getattr(diffusers, config)(**params))
+        # the root registry caches its child registries; hooks just added on blocks would get no cache context
+        HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
         added = _hook_names(transformer) - before
 
         def undo():
@@ -33,6 +35,7 @@ def _diffusers_hook(apply: str, config: str) -> Callable:
                 registry = getattr(module, "_diffusers_hook", None)
                 for name in [n for n in (registry.hooks if registry else {}) if (id(module), n) in added]:
                     registry.remove_hook(name, recurse=False)
+            HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
 
         return undo
 

@@ -50,6 +50,7 @@ class DBCacheState(BaseState):
 
     def reset(self) -> None:
         self.step = -1
+        self.position = 0.0  # where the step lies on the forecast's axis: the step index, or a timestep
         self.stats_key = ""  # "<transformer>/<branch>", set by the engine at each step
         self.signature: tuple | None = None  # (shape, dtype, device) of the transformer input
         self.skip = False  # this step skips the middle
@@ -91,7 +92,9 @@ class DBCacheEngine(StackEngine):
 
     def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
         super().begin_step(hidden_states, timestep)
-        self.states.get_state().segment_inputs = {}
+        state = self.states.get_state()
+        state.segment_inputs = {}
+        state.position = float(state.step)
 
     # ---------------------------------------------------------------- per block
 
@@ -156,7 +159,7 @@ class DBCacheEngine(StackEngine):
             key = (segment, stream)
             if key not in state.forecasters:
                 state.forecasters[key] = TaylorSeerState(self.taylorseer.order)
-            state.forecasters[key].update(state.step, residual[stream] if by_residual else outputs[stream])
+            state.forecasters[key].update(state.position, residual[stream] if by_residual else outputs[stream])
 
     def _estimate(self, state: DBCacheState, segment: int, inputs: Streams) -> Streams:
         """A skipped segment's output: its input + cached residual, or TaylorSeer's forecast."""
@@ -164,7 +167,7 @@ class DBCacheEngine(StackEngine):
         estimate = add_streams(inputs, residual)
         by_residual = self.taylorseer is not None and self.taylorseer.cache_type == TaylorSeerCacheType.residual
         for stream in self._forecast_streams(residual):
-            forecast = state.forecasters[(segment, stream)].predict(state.step)
+            forecast = state.forecasters[(segment, stream)].predict(state.position)
             estimate[stream] = inputs[stream] + forecast if by_residual else forecast
         return estimate
 

@@ -23,11 +23,11 @@ class TaylorSeerState:
         self.reset()
 
     def reset(self) -> None:
-        self.steps: list[int] = []  # computed steps, newest first
+        self.steps: list[float] = []  # computed steps (or their timesteps), newest first
         self.coefficients: list[torch.Tensor] = []  # f[t0], f[t0,t1], f[t0,t1,t2], ...
 
     @torch.compiler.disable
-    def update(self, step: int, feature: torch.Tensor) -> None:
+    def update(self, step: float, feature: torch.Tensor) -> None:
         """Add the feature computed at `step` (a newer step than the previous update)."""
         if self.steps and feature.shape != self.coefficients[0].shape:
             self.reset()  # a resolution or batch change: older features describe another tensor
@@ -38,7 +38,7 @@ class TaylorSeerState:
         self.steps = [step, *self.steps][: self.order + 1]
 
     @torch.compiler.disable
-    def predict(self, step: int) -> torch.Tensor:
+    def predict(self, step: float) -> torch.Tensor:
         """The forecast at `step`; with a single computed step it is that step's feature unchanged."""
         if not self.coefficients:
             raise RuntimeError("TaylorSeer has no computed step to forecast from.")

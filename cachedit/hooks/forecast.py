@@ -1,0 +1,65 @@
+"""Forecast Cache: scheduled steps compute, the others forecast the skipped span (definitions: `ForecastCacheConfig`).
+
+It shares DBCache's block bookkeeping (segments cut at list boundaries, residuals per stream, the TaylorSeer
+forecasters) and replaces only the decision: a schedule instead of a measured change, so with `Fn=0` a skipped step
+runs no block at all and the decision needs no device-to-host sync. The forecast's axis is the timestep the
+pipeline passes (the sampler's own time, uneven under FLUX's shift), or the step index where there is none.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..configs import ForecastCacheConfig, TaylorSeerCacheType, TaylorSeerConfig
+from .dbcache import DBCacheEngine, DBCacheState
+from .step_mask import COMPUTE, REUSE
+
+
+class ForecastEngine(DBCacheEngine):
+    """The Forecast Cache decision for one transformer."""
+
+    state_cls = DBCacheState
+
+    def __init__(self, config: ForecastCacheConfig, blocks, stats, name="transformer", list_starts=(0,), **kwargs) -> None:
+        forecast = TaylorSeerConfig(order=config.order, cache_type=TaylorSeerCacheType.residual, encoder=True)
+        super().__init__(config, blocks, stats, name, list_starts, taylorseer=forecast, **kwargs)
+        self.schedule: frozenset[int] = frozenset()
+
+    def begin_call(self, num_inference_steps: int | None) -> None:
+        super().begin_call(num_inference_steps)
+        if num_inference_steps is None:
+            raise ValueError(
+                "`cache=forecast` schedules its steps from the call's `num_inference_steps`, and this call has none. "
+                "Use `cache=dbcache` for pipelines without a step count."
+            )
+        self.schedule = self.config.scheduled_steps(num_inference_steps)
+
+    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
+        super().begin_step(hidden_states, timestep)
+        state = self.states.get_state()
+        if isinstance(timestep, torch.Tensor) and timestep.numel() > 0:
+            state.position = self._timestep_value(timestep)
+        if self.config.Fn == 0:
+            self._decide(state, None)
+
+    @staticmethod
+    @torch.compiler.disable
+    def _timestep_value(timestep: torch.Tensor) -> float:
+        return float(timestep.detach().reshape(-1)[0])
+
+    @torch.compiler.disable
+    def _decide(self, state: DBCacheState, head_residual: torch.Tensor | None) -> None:
+        has_cache = len(state.segment_residuals) == len(self.segments)
+        rule = self.step_rule(state.step)
+        if rule == COMPUTE or not has_cache:
+            state.skip = False
+        elif self.follows_leader:
+            state.skip = self.leader_decision(state.step)
+        elif rule == REUSE:
+            state.skip = True
+        else:
+            state.skip = state.step not in self.schedule
+        self.share_decision(state.step, state.skip)
+        if state.skip:
+            state.cached_steps += 1
+        self.stats.record_step(state.stats_key, state.step, computed=not state.skip, diff=None)

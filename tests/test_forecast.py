@@ -1,0 +1,190 @@
+"""Forecast Cache (issue 10): schedule maths, exactness when nothing is skipped, forecasts on the timestep axis,
+measured skips and fidelity on the trained model, and schedule calibration."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.cache_utils import CacheMixin
+
+import cachedit
+from cachedit import ForecastCacheConfig
+from cachedit.adapters.patterns import HIDDEN_OUT
+from cachedit.calibrate import fit_compute_steps
+from cachedit.metrics import psnr
+from cachedit.models.tiny_dit import load_tiny_dit
+from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
+
+# ------------------------------------------------------------------ schedule maths
+
+
+def test_interval_schedule_computes_warmup_then_every_interval():
+    config = ForecastCacheConfig(warmup=2, interval=4)
+    assert sorted(config.scheduled_steps(28)) == [0, 1, 2, 6, 10, 14, 18, 22, 26]
+    assert sorted(ForecastCacheConfig(warmup=2, interval=4, compute_last_step=True).scheduled_steps(28))[-1] == 27
+    assert ForecastCacheConfig(interval=1).scheduled_steps(10) == frozenset(range(10))
+
+
+def test_calibrated_schedule_is_rescaled_to_other_step_counts():
+    config = ForecastCacheConfig(compute_steps=[0, 1, 3, 9, 27], reference_steps=28)
+    assert sorted(config.scheduled_steps(28)) == [0, 1, 3, 9, 27]
+    assert sorted(config.scheduled_steps(10)) == [0, 1, 3, 9]  # 27 * 9/27 -> 9, 3 * 9/27 -> 1, 9 -> 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(interval=0), "`interval` must be >= 1"),
+        (dict(order=4), "`order` must be in [0, 3]"),
+        (dict(warmup=0), "`warmup` must be >= 1"),
+        (dict(compute_steps=[1, 5]), "`compute_steps` must include step 0"),
+        (dict(compute_steps=[0, 28]), "`compute_steps` [28] lie outside [0, 27]"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        ForecastCacheConfig(**kwargs)
+    assert message in str(error.value)
+
+
+def test_taylorseer_group_is_refused_beside_the_forecast_cache():
+    with pytest.raises(ValueError, match="has its own `cache.order`"):
+        cachedit.enable_cache(ToyPipeline(), ForecastCacheConfig(), adapters=TOY_ADAPTERS, taylorseer=cachedit.TaylorSeerConfig(order=1))
+
+
+# ------------------------------------------------------------------ exactness and counted work on the toy stack
+
+
+def test_nothing_skipped_is_bit_exact_with_guidance_branches():
+    inputs = steady_inputs(8, drift=0.1)
+    reference = ToyPipeline()(inputs, ("cond", "uncond"))
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(interval=1), adapters=TOY_ADAPTERS)
+    outputs = pipe(inputs, ("cond", "uncond"), num_inference_steps=8)
+    assert all(torch.equal(a, b) for a, b in zip(outputs, reference))
+    assert cachedit.summary(pipe)["cached_steps"] == 0
+
+
+def test_skipped_steps_run_no_block_at_all():
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=2, interval=3), adapters=TOY_ADAPTERS)
+    pipe(steady_inputs(11, drift=0.1), num_inference_steps=11)
+    summary = cachedit.summary(pipe)
+    branch = summary["branches"]["transformer/cond"]
+    assert branch["decisions"] == "CCCccCccCcc"  # steps 0, 1, then 2, 5, 8 compute
+    assert summary["cached_steps"] == 6
+    assert summary["skipped_share"] == pytest.approx(6 / 11)  # every block of a skipped step
+
+
+def test_head_blocks_still_run_on_skipped_steps():
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(Fn=1, Bn=1, warmup=2, interval=3), adapters=TOY_ADAPTERS)
+    pipe(steady_inputs(11, drift=0.1), num_inference_steps=11)
+    summary = cachedit.summary(pipe)
+    assert summary["cached_steps"] == 6
+    assert summary["skipped_share"] == pytest.approx(6 * 4 / (11 * 6))  # 4 of 6 blocks skipped on 6 steps
+
+
+# ------------------------------------------------------------------ forecasts on the sampler's own time axis
+
+
+class TimeLinearBlock(torch.nn.Module):
+    """Adds a term linear in the timestep: the stack's residual is exactly linear in t."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.direction = torch.nn.Parameter(torch.randn(8, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, hidden_states, temb):
+        return hidden_states + temb[:, None, None] * self.direction
+
+
+class TimeLinearTransformer(torch.nn.Module, CacheMixin):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transformer_blocks = torch.nn.ModuleList(TimeLinearBlock(i) for i in range(3))
+
+    def forward(self, hidden_states, timestep):
+        for block in self.transformer_blocks:
+            hidden_states = block(hidden_states, temb=timestep)
+        return hidden_states
+
+
+class UnevenTimePipeline:
+    TIMESTEPS = [1.0, 0.97, 0.9, 0.8, 0.62, 0.45, 0.3, 0.12, 0.05]  # uneven, as under FLUX's shift
+
+    def __init__(self) -> None:
+        self.transformer = TimeLinearTransformer()
+
+    @torch.no_grad()
+    def __call__(self, num_inference_steps=len(TIMESTEPS)):
+        x = torch.ones(1, 4, 8)
+        return [self.transformer(x, timestep=torch.tensor([t])) for t in self.TIMESTEPS]
+
+
+def test_order_one_forecast_follows_uneven_timesteps_exactly():
+    reference = UnevenTimePipeline()()
+    adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
+    pipe = UnevenTimePipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=2, interval=3), adapters=adapters)
+    outputs = pipe()
+    assert cachedit.summary(pipe)["cached_steps"] == 4
+    assert max(float((a - b).abs().max()) for a, b in zip(outputs, reference)) < 1e-5
+    cachedit.disable_cache(pipe)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=0, warmup=2, interval=3), adapters=adapters)
+    reused = pipe()  # plain reuse of the last residual is off on every skipped step
+    assert max(float((a - b).abs().max()) for a, b in zip(reused, reference)) > 0.05
+
+
+# ------------------------------------------------------------------ the trained model
+
+
+@pytest.fixture(scope="module")
+def tiny_dit():
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _digits(pipe, steps=28):
+    generator = torch.Generator().manual_seed(0)
+    return pipe(list(range(10)) * 2, num_inference_steps=steps, generator=generator, output_type="np").images
+
+
+def test_trained_model_skips_the_measured_steps_and_beats_fewer_steps(tiny_dit):
+    reference = _digits(tiny_dit)
+    cachedit.enable_cache(tiny_dit, ForecastCacheConfig(warmup=2, interval=4))
+    try:
+        cached = _digits(tiny_dit)
+        summary = cachedit.summary(tiny_dit)
+    finally:
+        cachedit.disable_cache(tiny_dit)
+    assert summary["cached_steps"] == 19  # computes 0, 1, 2, 6, ..., 26: 9 of 28
+    fewer = _digits(tiny_dit, steps=9)  # the same work without a cache
+    assert psnr(reference, cached) > psnr(reference, fewer) + 3
+
+
+# ------------------------------------------------------------------ calibration
+
+
+def test_calibration_drops_the_steps_whose_forecast_costs_least():
+    # a stand-in "pipeline": every dropped step adds its own error; steps 3 and 5 are expensive to drop
+    cost = {s: (1.0 if s in (3, 5) else 0.01 * (s + 1)) for s in range(8)}
+
+    def generate(config):
+        image = np.zeros((4, 4))
+        if config is not None:
+            for step in set(range(8)) - set(config.compute_steps):
+                image = image + cost[step] * 0.01
+        return image
+
+    found = fit_compute_steps(generate, num_steps=8, budgets=[3, 5])
+    assert found[3][0] == [0, 3, 5]
+    assert found[5][0] == [0, 3, 5, 6, 7]  # the cheapest first: 1, 2, then 4
+    assert math.isfinite(found[5][1]) and found[5][1] > found[3][1]
+
+
+def test_calibration_rejects_budgets_outside_the_call():
+    with pytest.raises(ValueError, match=r"`budgets` \[9\] must lie in \[1, 8\]"):
+        fit_compute_steps(lambda config: np.zeros(1), num_steps=8, budgets=[9])
