@@ -313,18 +313,24 @@ class TaylorSeerConfig:
 
     Args:
         order (`int`, defaults to `0`): order of the forecast; `0` (``taylorseer=none``) disables it. Order `n`
-            is exact for features that are polynomials of degree <= n in the step index. Needs `n + 1` computed
-            steps, so `cache.max_warmup_steps` must be >= order + 1 (checked, not silently raised).
+            is exact for features that are polynomials of degree <= n in the step index. Until `n + 1` steps have
+            been computed it forecasts from those there are (order 0 after one), so any warmup works.
         cache_type (`TaylorSeerCacheType`, defaults to `residual`): forecast the residual or the hidden states.
         encoder (`bool`, defaults to `True`): forecast the encoder stream too (else it reuses its residual).
+        differences_from_step (`int`, defaults to `2`): steps before this one enter the forecast only as values,
+            never in a difference: the feature jumps over the first steps (from pure noise), and a slope through
+            them misleads every later forecast (cache-dit builds no derivative before its third step either).
+            `0` uses every computed step.
     """
 
     order: int = 0
     cache_type: TaylorSeerCacheType = TaylorSeerCacheType.residual
     encoder: bool = True
+    differences_from_step: int = 2
 
     def __post_init__(self) -> None:
         _require(0 <= self.order <= 4, f"`taylorseer.order` must be in [0, 4] (0 disables TaylorSeer), got {self.order}.")
+        _require(self.differences_from_step >= 0, f"`taylorseer.differences_from_step` must be >= 0, got {self.differences_from_step}.")
         self.cache_type = _enum(TaylorSeerCacheType, self.cache_type, "taylorseer.cache_type")
 
 

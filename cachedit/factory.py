@@ -33,13 +33,6 @@ def check_combination(config, taylorseer: TaylorSeerConfig | None = None) -> Non
         )
     if not isinstance(config, DBCacheConfig):
         raise ValueError(f"`taylorseer.order={order}` forecasts DBCache's skipped span; it needs `cache=dbcache` or `cache=fbcache`.")
-    # Chosen over silently raising warmup: the user sees why their setting changed nothing.
-    if config.max_warmup_steps < order + 1:
-        raise ValueError(
-            f"`cache.max_warmup_steps`={config.max_warmup_steps} is smaller than `taylorseer.order` + 1 = {order + 1}: "
-            f"TaylorSeer of order {order} needs {order + 1} computed steps before it forecasts. "
-            f"Set `cache.max_warmup_steps` >= {order + 1}."
-        )
 
 
 def config_for(config, transformer: str, known: list[str]):

@@ -81,9 +81,17 @@ def test_taylorseer_forecasts_better_than_reuse_under_steady_drift():
     assert errors[1] < 0.5 * errors[0] and errors[2] < 0.5 * errors[0]
 
 
-def test_taylorseer_needs_order_plus_one_warmup_steps():
-    with pytest.raises(ValueError, match=r"`cache.max_warmup_steps`=2 is smaller than `taylorseer.order` \+ 1 = 3"):
-        toy_run(DBCacheConfig(Fn=1, max_warmup_steps=2), steady_inputs(2), taylorseer=TaylorSeerConfig(order=2))
+def test_taylorseer_builds_no_difference_from_the_first_two_steps():
+    # the input jumps between steps 0 and 1 and then stays: a slope through steps 0-1 would extrapolate the jump
+    x = steady_inputs(1)[0]
+    inputs = [x + 1.0] + [x] * 6
+    reference = ToyPipeline()(inputs)
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2)  # fewer than order + 2: allowed
+    _, outputs, summary = toy_run(config, inputs, taylorseer=TaylorSeerConfig(order=2))
+    assert decisions(summary) == "CCccccc"
+    assert all(torch.allclose(o, r, atol=1e-6) for o, r in zip(outputs[2:], reference[2:]))  # reuse of step 1, no slope
+    _, through_jump, _ = toy_run(config, inputs, taylorseer=TaylorSeerConfig(order=1, differences_from_step=0))
+    assert (through_jump[2] - reference[2]).abs().max() > 1e-3
 
 
 def test_taylorseer_only_combines_with_dbcache():

@@ -157,8 +157,8 @@ class DBCacheEngine(StackEngine):
         by_residual = self.taylorseer is not None and self.taylorseer.cache_type == TaylorSeerCacheType.residual
         for stream in self._forecast_streams(residual):
             key = (segment, stream)
-            if key not in state.forecasters:
-                state.forecasters[key] = TaylorSeerState(self.taylorseer.order)
+            if key not in state.forecasters or state.step < self.taylorseer.differences_from_step:
+                state.forecasters[key] = TaylorSeerState(self.taylorseer.order)  # an early step: its value only
             state.forecasters[key].update(state.position, residual[stream] if by_residual else outputs[stream])
 
     def _estimate(self, state: DBCacheState, segment: int, inputs: Streams) -> Streams:
