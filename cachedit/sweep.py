@@ -43,6 +43,10 @@ def _get(mapping: dict | None, *keys, default=None):
     return mapping
 
 
+def _schedule_label(stats: dict, algorithm: str | None) -> str:
+    return f" {stats['name']}" if algorithm != "none" and stats.get("name") else ""
+
+
 def _row(stats: dict, job_dir: str) -> dict:
     """One flat row from a job's stats (ok or failed)."""
     config = stats.get("config") or {}
@@ -56,7 +60,9 @@ def _row(stats: dict, job_dir: str) -> dict:
     fidelity = stats.get("fidelity") or {}
     row = {
         "job": _get(stats, "job", "num"), "status": stats.get("status", "unknown"),
-        "label": series + (f" R{threshold:g}" if threshold is not None else ""), "series": series,
+        # a threshold names a setting within its series; policies without one (forecast schedules) use the run name
+        "label": series + (f" R{threshold:g}" if threshold is not None else _schedule_label(stats, algorithm)),
+        "series": series,
         "algorithm": algorithm, "Fn": cache.get("Fn"), "Bn": cache.get("Bn"), "threshold": threshold,
         "taylorseer_order": order, "model": stats.get("model"), "steps": _get(config, "model", "num_inference_steps"),
         "seed": config.get("seed"), "cached_steps": _get(stats, "cache", "cached_steps"),
