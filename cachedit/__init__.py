@@ -2,6 +2,7 @@
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
+from .compiling import compile
 from .configs import (
     CFGCacheConfig,
     DBCacheConfig,
@@ -9,6 +10,7 @@ from .configs import (
     ForecastCacheConfig,
     ModelConfig,
     NoCacheConfig,
+    ParallelConfig,
     RunConfig,
     StepMaskConfig,
     TaylorSeerConfig,
@@ -30,9 +32,11 @@ __all__ = [
     "FBCacheConfig",
     "ModelConfig",
     "NoCacheConfig",
+    "ParallelConfig",
     "RunConfig",
     "StepMaskConfig",
     "TaylorSeerConfig",
+    "compile",
     "disable_cache",
     "enable_cache",
     "format_summary",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .adapters import BlockAdapter, adapters_for
+from .compiling import check_cacheable
 from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .factory import build_engine, config_for
 from .hooks import attach_engine, detach_engine
@@ -105,6 +106,7 @@ def enable_cache(
         try:
             for adapter in present:
                 transformer = adapter.find_transformer(pipe)
+                check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
                 stacks = adapter.stacks(transformer, config_for(config, adapter.transformer, names))
                 for stack in stacks:
                     engine = build_engine(

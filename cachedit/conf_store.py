@@ -13,6 +13,7 @@ from .configs import (
     ForecastCacheConfig,
     ModelConfig,
     NoCacheConfig,
+    ParallelConfig,
     RunConfig,
     StepMaskConfig,
     TaylorSeerConfig,
@@ -28,6 +29,7 @@ SCHEMAS = {
     ("taylorseer", "taylorseer"): TaylorSeerConfig,
     ("scm", "scm"): StepMaskConfig,
     ("cfg", "cfg"): CFGCacheConfig,
+    ("parallel", "parallel"): ParallelConfig,
     ("tune", "tune"): TuneConfig,
 }
 

@@ -502,6 +502,47 @@ class TuneConfig:
         _require(self.target_speedup > 0, f"`tune.target_speedup` must be > 0, got {self.target_speedup}.")
 
 
+################################################################################
+#                          Compile and parallelism                             #
+################################################################################
+
+
+class CompileMode(str, Enum):
+    none = "none"  # eager
+    regional = "regional"  # each repeated block's own forward; cache decisions stay eager (recommended)
+    full = "full"  # the whole transformer; only without cache hooks (an error names `regional` otherwise)
+
+
+class ParallelMode(str, Enum):
+    none = "none"
+    ulysses = "ulysses"  # all-to-all over heads; runs on CPU/gloo
+    ring = "ring"  # K/V passed around a ring; needs an attention backend that returns the LSE (not on CPU)
+
+
+@dataclass
+class ParallelConfig:
+    """Context parallelism through diffusers' ``ContextParallelConfig`` (``parallel=ulysses``).
+
+    Args:
+        mode (`ParallelMode`, defaults to `none`): `ulysses`, `ring` or `none`.
+        degree (`int`, defaults to `1`): ranks that share one sequence; must equal torchrun's ``--nproc_per_node``.
+        timeout_s (`float`, defaults to `120.0`): collective timeout, so ranks that disagree fail instead of hanging.
+    """
+
+    mode: ParallelMode = ParallelMode.none
+    degree: int = 1
+    timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        self.mode = _enum(ParallelMode, self.mode, "parallel.mode")
+        _require(self.degree >= 1, f"`parallel.degree` must be >= 1, got {self.degree}.")
+        _require(
+            self.mode != ParallelMode.none or self.degree == 1,
+            f"`parallel.degree={self.degree}` needs `parallel=ulysses` or `parallel=ring`.",
+        )
+        _require(self.timeout_s > 0, f"`parallel.timeout_s` must be > 0, got {self.timeout_s}.")
+
+
 @dataclass
 class RunConfig:
     """Root of ``conf/generate.yaml``.
@@ -512,6 +553,9 @@ class RunConfig:
         repeats (`int`, defaults to `1`): timed repeats of each run; the median is reported.
         save_images (`bool`, defaults to `True`): write the images next to ``stats.json``.
         tune (`TuneConfig`, *optional*): set by ``sweep=tune``; the runner then returns the objective (a float).
+        compile (`CompileMode`, defaults to `none`): `regional` compiles each repeated block (see
+            ``cachedit.compile``).
+        parallel (`ParallelConfig`): context parallelism, chosen by the `parallel` group.
     """
 
     model: ModelConfig = MISSING
@@ -524,6 +568,9 @@ class RunConfig:
     repeats: int = 1
     save_images: bool = True
     tune: TuneConfig | None = None
+    compile: CompileMode = CompileMode.none
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def __post_init__(self) -> None:
+        self.compile = _enum(CompileMode, self.compile, "compile")
         _require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")

@@ -21,12 +21,14 @@ import numpy as np
 import torch
 
 from .cache import disable_cache, enable_cache, summary
-from .configs import NoCacheConfig, RunConfig, StepMaskName
+from .compiling import compile as compile_pipe
+from .configs import CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
+from .distributed import check_parallel, enable_context_parallel, init_process_group, is_rank_zero
 from .factory import check_combination, config_for
 from .images import save_grid
 from .metrics import fidelity
 from .models.families import get_family
-from .pipelines import check_model, load_pipeline
+from .pipelines import check_model, load_pipeline, resolve_device
 from .stats import format_summary
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ class Generation:
 def preflight(run: RunConfig) -> dict[str, int]:
     """Everything that can be checked without loading weights; returns the block count per transformer."""
     check_combination(run.cache, run.taylorseer)
+    if run.compile == CompileMode.full and not isinstance(run.cache, NoCacheConfig):
+        raise ValueError(
+            "`compile=full` compiles the cache hooks into the graph (a break per block, recompiles, then eager); "
+            "use `compile=regional` with a cache, or `cache=none` with `compile=full`."
+        )
+    check_parallel(run.parallel, resolve_device(run.model))
     blocks = check_model(run.model)
     if not isinstance(run.cache, NoCacheConfig):
         for name, count in blocks.items():
@@ -86,6 +94,15 @@ def _cached_run(pipe, run: RunConfig, inputs: dict, output: str = "images") -> t
         disable_cache(pipe)
 
 
+def _parallelize(pipe, run: RunConfig) -> None:
+    """Context parallelism over the processes torchrun started; a pipeline loaded earlier is sharded already."""
+    if run.parallel.mode == ParallelMode.none:
+        return
+    init_process_group(resolve_device(run.model), run.parallel.timeout_s)
+    if getattr(pipe.transformer, "_parallel_config", None) is None:
+        enable_context_parallel(pipe.transformer, run.parallel)
+
+
 def run_name(run: RunConfig) -> str:
     """E.g. ``DBCache_F8B0_W8_M-1_MC-1_R0.08_T1_SCMfast-dynamic``."""
     if isinstance(run.cache, NoCacheConfig):
@@ -114,8 +131,10 @@ def run_generation(
     blocks = preflight(run)
     family = get_family(run.model.name)
     pipe = load_pipeline(run.model)
+    _parallelize(pipe, run)
+    compile_pipe(pipe, run.compile)  # every run: `none` restores a pipeline an earlier job of the sweep compiled
     inputs = family.inputs(pipe, run.model)
-    _warm_up(pipe, inputs, family.output)
+    _warm_up(pipe, inputs, family.output)  # also pays the compilation, outside the timed runs
 
     baseline, baseline_source = None, None
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
@@ -134,6 +153,8 @@ def run_generation(
         "config": config,
         "host": socket.gethostname(),
         "torch_threads": torch.get_num_threads(),  # parallel launchers split the cores between jobs
+        "compile": run.compile.value,
+        "parallel": {"mode": run.parallel.mode.value, "degree": run.parallel.degree},
         **(extra or {}),
     }
     if cache_summary is not None:
@@ -149,6 +170,8 @@ def run_generation(
         if baseline is not None:
             stats["baseline_quality"] = family.quality(baseline.images, inputs)
 
+    if not is_rank_zero():  # every rank holds the same gathered output and stats; one writes them
+        return stats
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if run.save_images:

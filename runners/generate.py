@@ -4,6 +4,8 @@
     python -m runners.generate model=flux model.source=replica cache=dbcache cache.Fn=8
     python -m runners.generate --multirun cache.residual_diff_threshold=0.05,0.1,0.2
     python -m runners.generate sweep=threshold                   # conf/sweep/: threshold, fn_bn_grid, algorithms, tune
+    python -m runners.generate compile=regional                  # compiled blocks, eager cache decisions
+    torchrun --nproc_per_node=2 -m runners.generate model=flux model.source=replica parallel=ulysses
 
 Each run writes image.png, baseline.png and stats.json into its Hydra output directory; a sweep ends with
 summary.csv, summary.md, pareto.png and grid.png (runners/callbacks.py). In a sweep a failing job is recorded
@@ -11,6 +13,7 @@ summary.csv, summary.md, pareto.png and grid.png (runners/callbacks.py). In a sw
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +58,14 @@ def main(config: DictConfig) -> dict | float:
     return stats
 
 
+def _quiet_nonzero_rank(argv: list[str]) -> list[str]:
+    """Under torchrun only rank 0 writes: the other ranks keep Hydra's config copy and log file to themselves."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        return argv
+    return [*argv, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
+    sys.argv = _quiet_nonzero_rank(sys.argv)
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import context_parallel_group
 from ._diffusers import HookRegistry, ModelHook
 
 _CACHE_ROOT_HOOK = "cachedit_root"
@@ -35,6 +36,7 @@ class CacheRootHook(ModelHook):
         self.engine.bypass = _writes_kv_cache(kwargs)
         if self.engine.bypass:
             return args, kwargs
+        self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
         timestep = next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None)
         self.states.begin_forward(timestep)
         self.engine.begin_step(_latent_input(args, kwargs), timestep)

@@ -19,6 +19,7 @@ import torch
 
 from ..adapters.patterns import ENCODER, HIDDEN
 from ..configs import DBCacheConfig, TaylorSeerCacheType, TaylorSeerConfig
+from ..distributed import reduce_metric
 from ._diffusers import BaseState
 from .engine import StackEngine
 from .step_mask import COMPUTE, REUSE
@@ -28,10 +29,10 @@ Streams = dict[str, torch.Tensor]
 
 
 @torch.compiler.disable
-def relative_l1(current: torch.Tensor, reference: torch.Tensor) -> float:
-    """``mean|current - reference| / mean|reference|``, in float32."""
+def relative_l1(current: torch.Tensor, reference: torch.Tensor, group=None) -> float:
+    """``mean|current - reference| / mean|reference|``, in float32, of the whole sequence when `group` shards it."""
     current, reference = current.float(), reference.float()
-    return ((current - reference).abs().mean() / reference.abs().mean().clamp_min(1e-12)).item()
+    return reduce_metric((current - reference).abs().sum(), reference.abs().sum(), group)
 
 
 def add_streams(a: Streams, b: Streams) -> Streams:
@@ -177,7 +178,7 @@ class DBCacheEngine(StackEngine):
     def _decide(self, state: DBCacheState, head_residual: torch.Tensor) -> None:
         reference = state.head_residual
         comparable = reference is not None and reference.shape == head_residual.shape
-        state.diff = relative_l1(head_residual, reference) if comparable else None
+        state.diff = relative_l1(head_residual, reference, self.group) if comparable else None
         has_cache = comparable and len(state.segment_residuals) == len(self.segments)
         rule = self.step_rule(state.step)
         if rule == COMPUTE or not has_cache:

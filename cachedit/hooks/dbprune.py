@@ -93,7 +93,7 @@ class DBPruneEngine(StackEngine):
             return False
         if c.max_pruned_steps >= 0 and state.pruned_steps >= c.max_pruned_steps and not pruned_this_step:
             return False
-        diff = relative_l1(hidden, reference)
+        diff = relative_l1(hidden, reference, self.group)
         threshold = self._threshold(state)
         state.step_diffs.append(diff)
         return diff < threshold

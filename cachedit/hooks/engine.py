@@ -45,6 +45,7 @@ class StackEngine:
         self.bypass = False  # the current transformer call runs uncached and uncounted (a K/V extract pass)
         self.loops: dict[str, tuple[float, int]] = {}  # branch -> (last timestep, its direction: -1, 0 or 1)
         self.first_block_ran = False  # within the current step: a second pass over the blocks is a step of its own
+        self.group = None  # the context-parallel group decision metrics are reduced over; set per transformer call
 
     # ---------------------------------------------------------------- lifecycle
 
