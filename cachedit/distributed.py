@@ -18,6 +18,20 @@ import torch.distributed as dist
 from .configs import ParallelConfig, ParallelMode
 
 
+_LOCAL_METRICS: list[list[float]] = []  # open `local_metrics()` recorders
+
+
+@contextlib.contextmanager
+def local_metrics():
+    """Collect this rank's metrics before the reduction (what a rank deciding alone would see); for diagnostics."""
+    values: list[float] = []
+    _LOCAL_METRICS.append(values)
+    try:
+        yield values
+    finally:
+        _LOCAL_METRICS.remove(values)
+
+
 def context_parallel_group(transformer: torch.nn.Module):
     """The process group that shards `transformer`'s sequence (diffusers' ``enable_parallelism``), else None."""
     parallel = getattr(transformer, "_parallel_config", None)
@@ -35,6 +49,10 @@ def reduce_metric(numerator: torch.Tensor, denominator: torch.Tensor, group=None
     Pass sums, not means: shards of one sequence may differ in size, and the ratio of sums is the metric of the
     unsharded tensor."""
     pair = torch.stack([numerator.float(), denominator.float()])
+    if _LOCAL_METRICS:
+        local = pair.tolist()
+        for values in _LOCAL_METRICS:
+            values.append(local[0] / max(local[1], 1e-12))
     if group is not None:
         dist.all_reduce(pair, op=dist.ReduceOp.SUM, group=group)
     numerator, denominator = pair.tolist()

@@ -1,0 +1,75 @@
+"""Context parallelism: two gloo ranks decide alike and reproduce the single-process cached output."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConfig
+from cachedit.distributed import check_parallel, local_metrics, reduce_metric
+from cachedit.experiment import preflight
+from cachedit.parallel_check import cached_run, flux_replica
+
+STEPS = 6
+
+
+@pytest.mark.slow  # two processes each import diffusers and build the replica: ~85 s on 2 shared cores
+def test_two_ulysses_ranks_decide_alike_at_a_threshold_that_splits_their_local_metrics(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "cachedit.parallel_check", str(tmp_path), str(STEPS)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The ranks' collective timeout is 60 s; this one bounds start-up and a wedged launcher.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    split, threshold = ranks[0]["split_step"], ranks[0]["threshold"]
+    local = sorted(rank["local"][split] for rank in ranks)
+    assert local[0] < threshold < local[1]  # alone, one rank would skip this step and the other compute it
+    assert ranks[0]["decisions"] == ranks[1]["decisions"]
+    assert "c" in ranks[0]["decisions"]
+
+    pipe, inputs = flux_replica(STEPS)
+    expected, decided = cached_run(pipe, inputs, threshold)
+    assert ranks[0]["decisions"] == decided
+    for r in (0, 1):
+        assert torch.allclose(torch.load(tmp_path / f"rank{r}.pt"), expected, atol=1e-4)
+
+
+def test_reduce_metric_without_a_group_is_the_ratio_of_sums_and_records_local_values():
+    with local_metrics() as seen:
+        value = reduce_metric(torch.tensor(3.0), torch.tensor(4.0))
+    assert value == 0.75 and seen == [0.75]
+    assert reduce_metric(torch.tensor(1.0), torch.tensor(4.0)) == 0.25 and seen == [0.75]
+
+
+def _run(parallel: ParallelConfig, **overrides) -> RunConfig:
+    return RunConfig(model=ModelConfig(name="flux", source="replica", device="cpu"), cache=DBCacheConfig(), parallel=parallel, **overrides)
+
+
+def test_ring_on_cpu_is_refused_before_any_work_and_says_why():
+    with pytest.raises(ValueError, match=r"`parallel=ring` needs .*log-sum-exp.*`parallel=ulysses` on CPU"):
+        preflight(_run(ParallelConfig(mode="ring", degree=2)))
+
+
+def test_a_degree_that_differs_from_the_launched_processes_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match=r"`parallel.degree=2` must equal the number of processes \(1\).*torchrun --nproc_per_node=2"):
+        check_parallel(ParallelConfig(mode="ulysses", degree=2), "cpu")
+
+
+def test_bad_parallel_values_name_the_key_and_the_allowed_values():
+    with pytest.raises(ValueError, match=r"`parallel.mode` must be one of \['none', 'ulysses', 'ring'\], got 'tree'"):
+        ParallelConfig(mode="tree")
+    with pytest.raises(ValueError, match=r"`parallel.degree=2` needs `parallel=ulysses` or `parallel=ring`"):
+        ParallelConfig(degree=2)
+
+
+def test_a_transformer_without_a_context_parallel_plan_is_refused():
+    from cachedit.distributed import enable_context_parallel
+    from cachedit.models.tiny_dit import load_tiny_dit
+
+    with pytest.raises(ValueError, match=r"DiTTransformer2DModel has no context-parallel plan"):
+        enable_context_parallel(load_tiny_dit().transformer, ParallelConfig(mode="ulysses", degree=2))
