@@ -1,6 +1,7 @@
 """cachedit: training-free caching for diffusers DiT pipelines. Importing it never imports Hydra."""
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
+from .config_formats import LoadedConfig, load_config
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .configs import (
     CFGCacheConfig,
@@ -28,6 +29,7 @@ __all__ = [
     "DBPruneConfig",
     "ForecastCacheConfig",
     "FBCacheConfig",
+    "LoadedConfig",
     "ModelConfig",
     "NoCacheConfig",
     "RunConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "enable_cache",
     "format_summary",
     "is_cache_enabled",
+    "load_config",
     "patterns",
     "summary",
     "supported_pipelines",
