@@ -1,6 +1,7 @@
 """cachedit: training-free caching for diffusers DiT pipelines. Importing it never imports Hydra."""
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
+from .call_guard import request
 from .config_formats import LoadedConfig, load_config
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .configs import (
@@ -41,6 +42,7 @@ __all__ = [
     "is_cache_enabled",
     "load_config",
     "patterns",
+    "request",
     "summary",
     "supported_pipelines",
 ]
