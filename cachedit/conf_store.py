@@ -18,6 +18,7 @@ from .configs import (
     TaylorSeerConfig,
     TuneConfig,
 )
+from .serving.config import ServeConfig, ServerConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,
@@ -29,11 +30,13 @@ SCHEMAS = {
     ("scm", "scm"): StepMaskConfig,
     ("cfg", "cfg"): CFGCacheConfig,
     ("tune", "tune"): TuneConfig,
+    ("server", "server"): ServerConfig,
 }
 
 
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
+    store.store(name="serve_schema", node=ServeConfig)
     for (group, name), node in SCHEMAS.items():
         store.store(group=f"cachedit/{group}", name=name, node=node)
