@@ -1,6 +1,8 @@
 """cachedit: training-free caching for diffusers DiT pipelines. Importing it never imports Hydra."""
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
+from .call_guard import request
+from .config_formats import LoadedConfig, load_config
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .compiling import compile
 from .configs import (
@@ -30,6 +32,7 @@ __all__ = [
     "DBPruneConfig",
     "ForecastCacheConfig",
     "FBCacheConfig",
+    "LoadedConfig",
     "ModelConfig",
     "NoCacheConfig",
     "ParallelConfig",
@@ -41,7 +44,9 @@ __all__ = [
     "enable_cache",
     "format_summary",
     "is_cache_enabled",
+    "load_config",
     "patterns",
+    "request",
     "summary",
     "supported_pipelines",
 ]

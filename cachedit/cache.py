@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 
 import torch
 
 from .adapters import BlockAdapter, adapters_for
 from .compiling import check_cacheable
+from .config_formats import LoadedConfig, load_config
 from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .factory import build_engine, config_for
 from .hooks import attach_engine, detach_engine
+from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transformer, wrap_transformer
 from .stats import CacheStats, format_summary
 
 _HANDLE = "_cachedit"
@@ -25,6 +28,7 @@ class _CacheHandle:
     original_class: type
     stats: CacheStats = field(default_factory=CacheStats)
     engines: list = field(default_factory=list)  # [(transformer, engine)]
+    guard: CallGuard = field(default_factory=CallGuard)  # one call at a time: state is per model
 
     def begin_call(self, num_inference_steps: int | None) -> None:
         """Every pipeline call starts from empty state, never inferred from a step counter."""
@@ -47,8 +51,10 @@ def _with_call_reset(cls: type) -> type:
     signature = inspect.signature(cls.__call__)
 
     def __call__(self, *args, **kwargs):
-        getattr(self, _HANDLE).begin_call(_num_inference_steps(self, signature, args, kwargs))
-        return cls.__call__(self, *args, **kwargs)
+        handle = getattr(self, _HANDLE)
+        with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
+            handle.begin_call(_num_inference_steps(self, signature, args, kwargs))
+            return cls.__call__(self, *args, **kwargs)
 
     return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
@@ -66,8 +72,14 @@ def _num_inference_steps(pipe, signature: inspect.Signature, args: tuple, kwargs
     return defaults.get("num_inference_steps") if isinstance(defaults, dict) else None
 
 
+def _target(pipe):
+    """Where the handle lives: the pipeline, or the holder of a bare transformer (see `cachedit.request`)."""
+    holder = holder_of(pipe) if isinstance(pipe, torch.nn.Module) else None
+    return pipe if holder is None else holder
+
+
 def is_cache_enabled(pipe) -> bool:
-    return hasattr(pipe, _HANDLE)
+    return hasattr(_target(pipe), _HANDLE)
 
 
 def enable_cache(
@@ -83,8 +95,10 @@ def enable_cache(
 
     Args:
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
-            the given `adapters` describe.
-        config (`DBCacheConfig`, `DBPruneConfig` or `NoCacheConfig`, *optional*): the cache policy.
+            the given `adapters` describe, or a bare transformer (`torch.nn.Module`) whose sampling loop someone
+            else owns: each request then runs inside ``with cachedit.request(transformer, num_inference_steps=N):``.
+        config (`DBCacheConfig`, `DBPruneConfig` or `NoCacheConfig`, *optional*): the cache policy; or anything
+            ``cachedit.load_config`` takes (a preset/experiment path, a cache-dit/vLLM-Omni flat dict, our keys).
         taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (DBCache only).
         scm (`StepMaskConfig`, *optional*): steps that must compute.
         cfg (`CFGCacheConfig`, *optional*): how guidance branches share state.
@@ -95,6 +109,10 @@ def enable_cache(
         raise RuntimeError(
             f"Caching is already enabled on this {type(pipe).__name__}; call `cachedit.disable_cache(pipe)` first."
         )
+    if isinstance(config, (str, os.PathLike, dict, LoadedConfig)):
+        config, taylorseer, scm, cfg = _loaded(load_config(config), taylorseer=taylorseer, scm=scm, cfg=cfg)
+    if isinstance(pipe, torch.nn.Module):
+        return _enable_on_transformer(pipe, config, taylorseer=taylorseer, scm=scm, cfg=cfg, adapters=adapters)
     config = DBCacheConfig() if config is None else config
     adapters = adapters_for(pipe) if adapters is None else adapters
     handle = _CacheHandle(config, type(pipe))
@@ -126,19 +144,47 @@ def enable_cache(
             attach_engine(transformer, blocks, engine, stack)
         handle.engines = [(transformer, engine) for transformer, engine, _, _ in built]
     setattr(pipe, _HANDLE, handle)
-    pipe.__class__ = _with_call_reset(type(pipe))
+    if not isinstance(pipe, TransformerHolder):  # a bare transformer's requests begin at `cachedit.request`
+        pipe.__class__ = _with_call_reset(type(pipe))
     return pipe
+
+
+def _loaded(loaded: LoadedConfig, **explicit) -> tuple:
+    """The loaded configs; an explicit argument may not contradict them (which would win is no one's guess)."""
+    for name, value in explicit.items():
+        if value is not None and value != getattr(loaded, name):
+            raise ValueError(f"`{name}` is given both in `config` ({getattr(loaded, name)}) and as an argument ({value}).")
+    return loaded.cache, loaded.taylorseer, loaded.scm, loaded.cfg
+
+
+def _enable_on_transformer(transformer, config, *, adapters, **kwargs):
+    """Cache a bare transformer; its blocks are discovered unless `adapters` name them."""
+    if holder_of(transformer) is not None:
+        raise RuntimeError(
+            f"Caching is already enabled on this {type(transformer).__name__}; call `cachedit.disable_cache` first."
+        )
+    holder = wrap_transformer(transformer)
+    try:
+        enable_cache(holder, config, adapters=adapters or [BlockAdapter(block_lists="auto")], **kwargs)
+    except Exception:
+        unwrap_transformer(transformer)
+        raise
+    return transformer
 
 
 def disable_cache(pipe):
     """Remove every hook `enable_cache` installed; the pipeline then computes exactly what it did before."""
     if not is_cache_enabled(pipe):
         raise RuntimeError(f"Caching is not enabled on this {type(pipe).__name__}.")
-    handle = getattr(pipe, _HANDLE)
-    for transformer, _ in handle.engines:
-        detach_engine(transformer)
-    pipe.__class__ = handle.original_class
-    delattr(pipe, _HANDLE)
+    target = _target(pipe)
+    handle = getattr(target, _HANDLE)
+    with handle.guard.hold():  # never pull the hooks from under a running call
+        for transformer, _ in handle.engines:
+            detach_engine(transformer)
+        target.__class__ = handle.original_class
+        delattr(target, _HANDLE)
+    if target is not pipe:
+        unwrap_transformer(pipe)
     return pipe
 
 
@@ -146,4 +192,4 @@ def summary(pipe) -> CacheSummary:
     """What the cache did during `pipe`'s last call (see ``CacheStats.summary``)."""
     if not is_cache_enabled(pipe):
         raise RuntimeError(f"Caching is not enabled on this {type(pipe).__name__}; nothing to summarise.")
-    return CacheSummary(getattr(pipe, _HANDLE).stats.summary())
+    return CacheSummary(getattr(_target(pipe), _HANDLE).stats.summary())

@@ -19,6 +19,7 @@ from .configs import (
     TaylorSeerConfig,
     TuneConfig,
 )
+from .serving.config import ServeConfig, ServerConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,
@@ -31,11 +32,13 @@ SCHEMAS = {
     ("cfg", "cfg"): CFGCacheConfig,
     ("parallel", "parallel"): ParallelConfig,
     ("tune", "tune"): TuneConfig,
+    ("server", "server"): ServerConfig,
 }
 
 
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
+    store.store(name="serve_schema", node=ServeConfig)
     for (group, name), node in SCHEMAS.items():
         store.store(group=f"cachedit/{group}", name=name, node=node)

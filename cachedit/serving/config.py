@@ -1,0 +1,40 @@
+"""The `server` Hydra group's schema (``conf/server/*.yaml``), checked like the other groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..configs import RunConfig, _require
+
+
+@dataclass
+class ServerConfig:
+    """Where and how ``python -m runners.serve`` listens.
+
+    Args:
+        host (`str`, defaults to `"127.0.0.1"`): loopback by default; `0.0.0.0` to serve other machines.
+        port (`int`, defaults to `8000`): TCP port; `0` picks a free one (printed at start).
+        max_images (`int`, defaults to `16`): most images (`n` x labels) one request may ask for.
+        max_inference_steps (`int`, defaults to `200`): most steps one request may ask for.
+        log_level (`str`, defaults to `"warning"`): uvicorn's log level.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_images: int = 16
+    max_inference_steps: int = 200
+    log_level: str = "warning"
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port}.")
+        _require(self.max_images >= 1, f"`server.max_images` must be >= 1, got {self.max_images}.")
+        _require(self.max_inference_steps >= 1, f"`server.max_inference_steps` must be >= 1, got {self.max_inference_steps}.")
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        _require(self.log_level in levels, f"`server.log_level` must be one of {list(levels)}, got {self.log_level!r}.")
+
+
+@dataclass
+class ServeConfig(RunConfig):
+    """Root of ``conf/serve.yaml``: a generation setting (model, cache, presets) plus the `server` group."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)

@@ -1,0 +1,144 @@
+"""One loaded pipeline serving requests one at a time, each with its own cache config and fresh cache state.
+
+Per request, under one lock: the request's config is enabled, the pipeline runs, the hooks come off again. The
+pipeline holds no cache between requests, so an override cannot leak into the next request, and a request that
+raises (or whose client went away) leaves nothing behind. A lock rather than a pool: one pipeline's weights once
+in memory, and the tiny models are latency-bound anyway (README: serving benchmark).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import threading
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import cachedit
+
+from ..config_formats import LoadedConfig, load_config
+from ..configs import ModelConfig, NoCacheConfig
+from ..images import to_uint8
+from ..models.families import get_family
+from .config import ServerConfig
+
+OUR_SIZE_KEYS = ("height", "width")
+
+
+class BadRequest(ValueError):
+    """A request the server refuses before any work, with a message naming the bad key."""
+
+
+@dataclasses.dataclass
+class Generation:
+    images: list[str]  # base64 PNG
+    cache: dict
+    seconds: float
+
+
+class CachedGenerator:
+    def __init__(self, pipe, model: ModelConfig, base: LoadedConfig, server: ServerConfig) -> None:
+        self.pipe, self.model, self.base, self.server = pipe, model, base, server
+        self.family = get_family(model.name)
+        self.lock = threading.Lock()
+        pipe.set_progress_bar_config(disable=True)
+
+    def request_model(self, request: dict) -> ModelConfig:
+        """The model config of one request: the server's, with the request's prompt, labels, size, steps, guidance."""
+        changes = {"num_images": request.get("n") or 1}
+        if request.get("num_inference_steps") is not None:
+            steps = request["num_inference_steps"]
+            if not 1 <= steps <= self.server.max_inference_steps:
+                raise BadRequest(f"`num_inference_steps` must be in [1, {self.server.max_inference_steps}], got {steps}.")
+            changes["num_inference_steps"] = steps
+        if request.get("guidance_scale") is not None:
+            changes["guidance_scale"] = request["guidance_scale"]
+        labels = request.get("class_labels")
+        if self.model.name == "tiny_dit":
+            if request.get("prompt") is not None:
+                raise BadRequest("`prompt`: the tiny DiT draws digits; send `class_labels` (0..9) instead.")
+            if labels is not None and (not labels or any(not 0 <= label <= 9 for label in labels)):
+                raise BadRequest(f"`class_labels` must be digits in 0..9, got {labels}.")
+            changes["class_labels"] = labels if labels is not None else [0]
+        else:
+            if labels is not None:
+                raise BadRequest(f"`class_labels`: `{self.model.name}` takes a `prompt`, not class labels.")
+            if request.get("prompt") is not None:
+                changes["prompt"] = request["prompt"]
+        if request.get("size") is not None:
+            changes.update(self._size(request["size"]))
+        count = changes["num_images"] * len(changes.get("class_labels", [None]))
+        if count > self.server.max_images:
+            raise BadRequest(f"`n` x labels = {count} images exceeds `server.max_images`={self.server.max_images}.")
+        try:
+            return dataclasses.replace(self.model, **changes)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+
+    def _size(self, size: str) -> dict:
+        try:
+            width, height = (int(side) for side in size.lower().split("x"))
+        except ValueError:
+            raise BadRequest(f"`size` must be WIDTHxHEIGHT, e.g. '512x512', got {size!r}.") from None
+        if self.model.name == "tiny_dit":
+            if (width, height) != (16, 16):
+                raise BadRequest(f"`size`: the tiny DiT draws 16x16 images only, got {size!r}.")
+            return {}
+        if width <= 0 or height <= 0 or width % 8 or height % 8:
+            raise BadRequest(f"`size` sides must be positive multiples of 8, got {size!r}.")
+        return {"width": width, "height": height}
+
+    def cache_config(self, override: dict | None) -> LoadedConfig:
+        if not override:
+            return self.base
+        try:
+            return load_config(override, base=self.base)
+        except (ValueError, TypeError) as error:
+            raise BadRequest(f"`cache_config`: {error}") from None
+
+    def generate(self, request: dict) -> Generation:
+        model = self.request_model(request)
+        loaded = self.cache_config(request.get("cache_config"))
+        inputs = self.family.inputs(self.pipe, model)
+        inputs["output_type"] = "np"
+        seed = request.get("seed")
+        generator = torch.Generator(device=self.pipe.device)
+        generator.manual_seed(seed) if seed is not None else generator.seed()
+        with self.lock:  # one request at a time on this pipeline: its cache state is per model
+            try:
+                cachedit.enable_cache(self.pipe, **loaded.as_kwargs())
+            except ValueError as error:  # e.g. Fn + Bn too large for this model, TaylorSeer warmup
+                raise BadRequest(f"`cache_config`: {error}") from None
+            try:
+                start = time.perf_counter()
+                output = self.pipe(**inputs, generator=generator)
+                seconds = time.perf_counter() - start
+                summary = dict(cachedit.summary(self.pipe))
+            finally:
+                cachedit.disable_cache(self.pipe)
+        summary.pop("branches", None)  # per-step detail: large, and in `cachedit.summary` for whoever needs it
+        summary["config"] = _describe(loaded)
+        summary["seconds"] = seconds
+        images = getattr(output, "images", None)
+        if images is None:
+            images = output[0]
+        return Generation([_png_base64(image) for image in to_uint8(np.asarray(images))], summary, seconds)
+
+
+def _png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _describe(loaded: LoadedConfig) -> dict:
+    cache = loaded.cache
+    return {
+        "cache": "none" if isinstance(cache, NoCacheConfig) else cache.strify(),
+        "taylorseer_order": loaded.taylorseer.order,
+        "scm": loaded.scm.mask.value,
+    }
