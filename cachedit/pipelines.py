@@ -89,9 +89,7 @@ def check_model(model: ModelConfig) -> dict[str, int]:
         if model.source == ModelSource.embedded:
             if family.load_embedded is None:
                 raise ValueError(f"`model.source=embedded`: the `{model.name}` family ships no weights; use hub or replica.")
-            from .models.tiny_dit import TINY_DIT_WEIGHTS
-
-            location = model.path or str(TINY_DIT_WEIGHTS)
+            location = model.path or str(family.embedded_weights)
         else:
             location = _hub_location(model, family)
         transformers = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,6 +31,7 @@ class Family:
     output (`str`): the attribute of the pipeline output holding the result (``frames`` for video pipelines).
     transformers (`tuple[str, ...]`): the pipeline attributes the replica builds with `replica_transformer` (Wan
         2.2: ``transformer`` and ``transformer_2``; Shap-E: ``prior``).
+    embedded_weights (`Path`, *optional*): where `load_embedded` finds the shipped weights by default.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Family:
     grid_rows: Callable | None = None
     output: str = "images"
     transformers: tuple[str, ...] = ("transformer",)
+    embedded_weights: Path | None = None
 
 
 def _flux_inputs(pipe, model: ModelConfig) -> dict:
@@ -109,21 +112,55 @@ def _tiny_dit_load(path, dtype):
     return load_tiny_dit(path or TINY_DIT_WEIGHTS, torch_dtype=dtype)
 
 
-def _tiny_dit_quality(images, inputs: dict) -> dict:
+def _tiny_flux_inputs(pipe, model: ModelConfig) -> dict:
+    from .tiny_flux import digit_inputs
+
+    labels = model.class_labels if model.class_labels is not None else list(range(10))
+    kwargs = call_kwargs(model)
+    kwargs.pop("height", None), kwargs.pop("width", None)  # fixed 16x16, as for tiny_dit
+    # FLUX guides by true CFG with the null prompt: `model.guidance_scale` is that scale (FluxPipeline's own
+    # `guidance_scale` feeds a distilled guidance embedding, which this model does not have)
+    scale = kwargs.pop("guidance_scale", 1.5)
+    return digit_inputs(pipe, [label for label in labels for _ in range(model.num_images)], true_cfg_scale=scale, **kwargs)
+
+
+def _tiny_flux_replica(seed: int = 0, **overrides):
+    from .tiny_flux import ClassPrompts, assemble, build_tiny_flux_transformer
+
+    torch.manual_seed(seed)
+    transformer = build_tiny_flux_transformer(**{"zero_init": False, **overrides}).eval()
+    return assemble(transformer, ClassPrompts(dim=transformer.config.joint_attention_dim, pooled_dim=transformer.config.pooled_projection_dim))
+
+
+def _tiny_flux_transformer(**overrides):
+    from .tiny_flux import build_tiny_flux_transformer
+
+    return build_tiny_flux_transformer(**overrides)
+
+
+def _tiny_flux_load(path, dtype):
+    from .tiny_flux import TINY_FLUX_WEIGHTS, load_tiny_flux
+
+    return load_tiny_flux(path or TINY_FLUX_WEIGHTS, torch_dtype=dtype)
+
+
+def _digit_quality(images, inputs: dict) -> dict:
     """Digit accuracy, and with 100+ images the Fréchet distance to the held-out real digits."""
     from . import digits
 
-    quality = {"accuracy": digits.accuracy(images[..., 0], inputs["class_labels"])}
+    labels = inputs["class_labels"] if "class_labels" in inputs else inputs.class_labels  # tiny_dit | tiny_flux
+    quality = {"accuracy": digits.accuracy(images[..., 0], labels)}
     if len(images) >= 100:  # fewer samples make the covariance estimate meaningless
         quality["frechet"] = digits.frechet_distance(images[..., 0], digits.load_split("test")[0])
     return quality
 
 
-def _tiny_dit_rows(inputs: dict) -> list[str]:
-    labels = list(dict.fromkeys(inputs["class_labels"]))  # unique, in order
-    return [f"digit {label}" for label in labels]
+def _digit_rows(inputs: dict) -> list[str]:
+    labels = inputs["class_labels"] if "class_labels" in inputs else inputs.class_labels
+    return [f"digit {label}" for label in dict.fromkeys(labels)]  # unique, in order
 
 
+_WEIGHTS = Path(__file__).parent / "weights"  # the embedded models' shipped weights
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -136,8 +173,20 @@ FAMILIES: dict[str, Family] = {
             _tiny_dit_transformer,
             _tiny_dit_inputs,
             _tiny_dit_load,
-            _tiny_dit_quality,
-            _tiny_dit_rows,
+            _digit_quality,
+            _digit_rows,
+            embedded_weights=_WEIGHTS / "tiny_dit",
+        ),
+        Family(
+            "tiny_flux",
+            "FluxPipeline",
+            _tiny_flux_replica,
+            _tiny_flux_transformer,
+            _tiny_flux_inputs,
+            _tiny_flux_load,
+            _digit_quality,
+            _digit_rows,
+            embedded_weights=_WEIGHTS / "tiny_flux",
         ),
     )
 }
