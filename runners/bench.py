@@ -3,6 +3,7 @@
     python -m runners.bench                                         # conf/bench/algorithms.yaml, embedded model
     python -m runners.bench bench=overhead model=flux model.source=replica repeats=5
     python -m runners.bench bench=peers                             # diffusers' built-in caches, cache-dit 1.5.3
+    python -m runners.bench bench=pareto model.num_images=20        # every method's front vs fewer steps
 
 Writes bench.md and bench.csv into the run directory and prints the table.
 """
@@ -23,6 +24,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
 def main(config: DictConfig) -> None:
+    if "methods" in config.bench:
+        return run_pareto_bench(config)
     settings = {}
     for label, overrides in config.bench.settings.items():
         # The bench's model group option too, so its presets (conf/preset/<model>_<cache>.yaml) apply as in a run.
@@ -38,6 +41,37 @@ def main(config: DictConfig) -> None:
         writer.writeheader()
         writer.writerows(table)
     print(f"model={config.model.name} ({config.model.source}) repeats={config.repeats}\n{markdown(table)}\n-> {output_dir}")
+
+
+def run_pareto_bench(config: DictConfig) -> None:
+    """bench=pareto: fronts of every method (cachedit.pareto)."""
+    from cachedit import pareto
+    from cachedit.models.families import get_family
+    from cachedit.pipelines import load_pipeline
+
+    model = OmegaConf.to_object(config.model)
+    settings = pareto.expand(OmegaConf.to_container(config.bench.methods))
+
+    def compose_cachedit(overrides: list[str]):
+        run = OmegaConf.to_object(compose("generate", overrides=[f"model={model.name}", *overrides]))
+        return run.cache, {"taylorseer": run.taylorseer, "scm": run.scm, "cfg": run.cfg}
+
+    family = get_family(model.name)
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    inputs = family.inputs(pipe, model)
+    reference, outcomes = pareto.run_pareto(pipe, inputs, settings, compose_cachedit, config.seed, family.output, config.repeats)
+    quality = (lambda images: family.quality(images, inputs)) if family.quality is not None else None
+    table = pareto.rows(reference, outcomes, quality)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    title = f"{model.name}, {model.num_inference_steps} steps, seed {config.seed}, repeats {config.repeats}"
+    with open(output_dir / "pareto.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in table for k in row)))
+        writer.writeheader()
+        writer.writerows(table)
+    (output_dir / "pareto.md").write_text(pareto.markdown(table, title))
+    pareto.plot(table, output_dir / "pareto.png", title)
+    print(pareto.markdown(table, title) + f"-> {output_dir}")
 
 
 if __name__ == "__main__":

@@ -188,3 +188,38 @@ def test_calibration_drops_the_steps_whose_forecast_costs_least():
 def test_calibration_rejects_budgets_outside_the_call():
     with pytest.raises(ValueError, match=r"`budgets` \[9\] must lie in \[1, 8\]"):
         fit_compute_steps(lambda config: np.zeros(1), num_steps=8, budgets=[9])
+
+
+# ------------------------------------------------------------------ FLUX: two block lists, two streams, true CFG
+
+
+def _flux_true_cfg(replica):
+    from tests.test_algorithms import true_cfg_inputs
+
+    return true_cfg_inputs(replica)
+
+
+def test_flux_with_true_cfg_is_bit_exact_when_nothing_is_skipped(replicas):
+    replica = replicas("flux")
+    call = _flux_true_cfg(replica)
+    baseline = replica(**call)
+    cachedit.enable_cache(replica.pipe, ForecastCacheConfig(interval=1))
+    try:
+        output = replica(**call)
+    finally:
+        cachedit.disable_cache(replica.pipe)
+    assert torch.equal(output, baseline)
+
+
+def test_flux_forecasts_both_lists_and_streams_per_branch(replicas):
+    replica = replicas("flux")  # 8 steps: warmup 2, interval 3 computes 0, 1, 2, 5
+    cachedit.enable_cache(replica.pipe, ForecastCacheConfig(warmup=2, interval=3, per_transformer={"transformer": {"order": 2}}))
+    try:
+        output = replica(**_flux_true_cfg(replica))
+        summary = cachedit.summary(replica.pipe)
+    finally:
+        cachedit.disable_cache(replica.pipe)
+    assert {b: s["decisions"] for b, s in summary["branches"].items()} == {
+        "transformer/cond": "CCCccCcc", "transformer/uncond": "CCCccCcc"}
+    assert summary["skipped_share"] == pytest.approx(4 / 8)  # every block of both lists on 4 of 8 steps
+    assert torch.isfinite(output).all()

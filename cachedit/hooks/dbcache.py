@@ -180,16 +180,7 @@ class DBCacheEngine(StackEngine):
         comparable = reference is not None and reference.shape == head_residual.shape
         state.diff = relative_l1(head_residual, reference, self.group) if comparable else None
         has_cache = comparable and len(state.segment_residuals) == len(self.segments)
-        rule = self.step_rule(state.step)
-        if rule == COMPUTE or not has_cache:
-            state.skip = False
-        elif self.follows_leader:
-            state.skip = self.leader_decision(state.step)
-        elif rule == REUSE:
-            state.skip = True
-        else:
-            state.skip = self._may_skip(state)
-        self.share_decision(state.step, state.skip)
+        state.skip = self._skips(state, has_cache)
         if state.skip:
             state.cached_steps += 1
             state.continuous_cached_steps += 1
@@ -197,6 +188,18 @@ class DBCacheEngine(StackEngine):
             state.head_residual = head_residual
             state.continuous_cached_steps = 0
         self.stats.record_step(state.stats_key, state.step, computed=not state.skip, diff=state.diff)
+
+    def _skips(self, state: DBCacheState, has_cache: bool) -> bool:
+        """The step's decision: the step mask and the leading guidance branch first, then the policy's own rule."""
+        rule = self.step_rule(state.step)
+        if rule == COMPUTE or not has_cache:
+            skip = False
+        elif self.follows_leader:
+            skip = self.leader_decision(state.step)
+        else:
+            skip = rule == REUSE or self._may_skip(state)
+        self.share_decision(state.step, skip)
+        return skip
 
     def _may_skip(self, state: DBCacheState) -> bool:
         c = self.config

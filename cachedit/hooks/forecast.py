@@ -12,7 +12,6 @@ import torch
 
 from ..configs import ForecastCacheConfig, TaylorSeerCacheType, TaylorSeerConfig
 from .dbcache import DBCacheEngine, DBCacheState
-from .step_mask import COMPUTE, REUSE
 
 
 class ForecastEngine(DBCacheEngine):
@@ -49,17 +48,10 @@ class ForecastEngine(DBCacheEngine):
 
     @torch.compiler.disable
     def _decide(self, state: DBCacheState, head_residual: torch.Tensor | None) -> None:
-        has_cache = len(state.segment_residuals) == len(self.segments)
-        rule = self.step_rule(state.step)
-        if rule == COMPUTE or not has_cache:
-            state.skip = False
-        elif self.follows_leader:
-            state.skip = self.leader_decision(state.step)
-        elif rule == REUSE:
-            state.skip = True
-        else:
-            state.skip = state.step not in self.schedule
-        self.share_decision(state.step, state.skip)
+        state.skip = self._skips(state, has_cache=len(state.segment_residuals) == len(self.segments))
         if state.skip:
             state.cached_steps += 1
         self.stats.record_step(state.stats_key, state.step, computed=not state.skip, diff=None)
+
+    def _may_skip(self, state: DBCacheState) -> bool:
+        return state.step not in self.schedule

@@ -1,0 +1,77 @@
+"""bench=pareto (issue 10): fronts, interpolated levels, error rows, and a tiny end-to-end run."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from cachedit import pareto
+from cachedit.models.tiny_dit import load_tiny_dit
+
+
+def test_front_keeps_only_points_nobody_beats():
+    points = [(1.0, 60.0), (2.0, 50.0), (2.0, 40.0), (3.0, 55.0), (4.0, 30.0)]
+    assert pareto.front(points) == [(1.0, 60.0), (3.0, 55.0), (4.0, 30.0)]
+
+
+def test_speedup_at_interpolates_between_front_points():
+    points = [(1.0, 60.0), (2.0, 50.0), (4.0, 30.0)]
+    assert pareto.speedup_at(points, 50.0) == pytest.approx(2.0)
+    assert pareto.speedup_at(points, 40.0) == pytest.approx(3.0)  # halfway between 50 dB at 2x and 30 dB at 4x
+    assert pareto.speedup_at(points, 70.0) is None
+    assert pareto.speedup_at(points, 20.0) == pytest.approx(4.0)
+    # Fréchet: lower is better
+    assert pareto.speedup_at([(1.0, 0.7), (3.0, 0.9)], 0.8, higher_is_better=False) == pytest.approx(2.0)
+
+
+def test_method_specs_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="`kind: magic` is not one of cachedit, diffusers, cache_dit, fewer_steps"):
+        pareto.expand({"m": {"kind": "magic"}})
+    with pytest.raises(ValueError, match=r"Method `m` has unknown keys \['gird'\]"):
+        pareto.expand({"m": {"kind": "cachedit", "gird": {}}})
+    settings = pareto.expand({"m": {"kind": "diffusers", "config": "X", "grid": {"a": [1, 2], "b": [3]}}})
+    assert [s.label for s in settings] == ["a=1 b=3", "a=2 b=3"]
+
+
+def test_a_diffusers_cache_that_hooks_nothing_is_an_error():
+    pipe = load_tiny_dit()
+    # diffusers' TaylorSeerCache with default identifiers looks for attention modules a DiT block does not name
+    with pytest.raises(pareto.MethodError, match="hooked nothing on DiTTransformer2DModel"):
+        pareto.enable_diffusers(pipe, "TaylorSeerCacheConfig", {})
+
+
+def test_block_counter_counts_executions_not_calls():
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    counter = pareto.BlockCounter(pipe.transformer)
+    pipe([1], num_inference_steps=3, output_type="np")
+    assert counter.count == 3 * 6  # three steps of six blocks
+    undo = pareto.enable_diffusers(pipe, "TaylorSeerCacheConfig", {"cache_identifiers": [r"transformer_blocks\.\d+"],
+                                                                  "cache_interval": 3, "disable_cache_before_step": 1})
+    counter.count = 0
+    pipe([1], num_inference_steps=4, output_type="np")
+    undo()
+    counter.remove()
+    assert counter.count < 4 * 6  # the forecast steps ran no block
+
+
+def test_tiny_pareto_run_writes_table_csv_and_plot(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "runners.bench", "--config-dir", "tests/data/conf", "bench=pareto_tiny",
+         "model.num_inference_steps=6", "model.num_images=1", "repeats=1", f"hydra.run.dir={out}"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(out / "pareto.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["setting"]) for r in rows] == [
+        ("fewer steps", "steps=3"), ("fewer steps", "steps=4"),
+        ("cachedit Forecast", "interval=2"), ("cachedit Forecast", "interval=3"),
+    ]
+    assert float(rows[0]["ideal_speedup"]) == pytest.approx(2.0)  # 6 / 3 steps, counted in block executions
+    assert float(rows[2]["ideal_speedup"]) == pytest.approx(6 / 4)  # interval 2 after warmup 2: steps 0, 1, 2, 4
+    table = (out / "pareto.md").read_text()
+    assert "| fewer steps |" in table and "| cachedit Forecast |" in table and "PSNR ≥ 35" in table
+    assert (out / "pareto.png").stat().st_size > 1000
