@@ -22,24 +22,34 @@ from cachedit.conf_store import register_configs
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
-def main(config: DictConfig) -> None:
-    if "methods" in config.bench:
-        return run_pareto_bench(config)
+def bench_settings(config: DictConfig) -> tuple[dict, dict]:
+    """The bench's cachedit settings as RunConfigs, composed as `runners.generate` would, and its peer rows."""
     settings = {}
     for label, overrides in config.bench.settings.items():
         # The bench's model group option too, so its presets (conf/preset/<model>_<cache>.yaml) apply as in a run.
         setting = compose("generate", overrides=[f"model={config.model.name}", *overrides])
         setting.model, setting.seed = config.model, config.seed  # every setting runs on the bench's model
         settings[label] = OmegaConf.to_object(setting)
-    peers = OmegaConf.to_container(config.bench.get("peers", {}))  # other caches' rows (cachedit.peers)
-    table = run_benchmark(settings, repeats=config.repeats, peers=peers)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    peers = config.bench.get("peers")  # other caches' rows (cachedit.peers); only the peers benches have them
+    return settings, OmegaConf.to_container(peers) if peers is not None else {}
+
+
+def write_tables(table: list[dict], output_dir: Path) -> None:
     (output_dir / "bench.md").write_text(markdown(table) + "\n")
     with open(output_dir / "bench.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+def main(config: DictConfig) -> None:
+    if "methods" in config.bench:
+        return run_pareto_bench(config)
+    settings, peers = bench_settings(config)
+    table = run_benchmark(settings, repeats=config.repeats, peers=peers)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    write_tables(table, output_dir)
     print(f"model={config.model.name} ({config.model.source}) repeats={config.repeats}\n{markdown(table)}\n-> {output_dir}")
 
 
