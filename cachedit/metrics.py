@@ -32,11 +32,12 @@ class MetricUnavailableError(RuntimeError):
     """An optional metric whose package or weights are not on this machine."""
 
 
-def as_frames(images: np.ndarray):
-    """``(H, W[, C])``, ``(N, H, W, C)`` images or ``(N, F, H, W, C)`` videos -> a float64 ``(B, C, H, W)`` tensor."""
-    import torch
+FRAME_CHUNK_VALUES = 2**22  # float64 values per chunk of frames: SSIM's intermediates stay near 1 GB however long the video
 
-    array = np.asarray(images, dtype=np.float64)
+
+def _frames_array(images: np.ndarray) -> np.ndarray:
+    """``(H, W[, C])``, ``(N, H, W, C)`` images or ``(N, F, H, W, C)`` videos -> an ``(B, H, W, C)`` array view."""
+    array = np.asarray(images)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim == 3:
@@ -45,7 +46,23 @@ def as_frames(images: np.ndarray):
         array = array.reshape(-1, *array.shape[-3:])
     if array.ndim != 4:
         raise ValueError(f"Expected images (N, H, W, C) or video (N, F, H, W, C), got shape {np.shape(images)}.")
+    return array
+
+
+def as_frames(images: np.ndarray):
+    """``(H, W[, C])``, ``(N, H, W, C)`` images or ``(N, F, H, W, C)`` videos -> a float64 ``(B, C, H, W)`` tensor."""
+    import torch
+
+    array = _frames_array(images).astype(np.float64)
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+def _chunks(reference: np.ndarray, test: np.ndarray):
+    """Pairs of float64 ``(b, C, H, W)`` tensors, a few frames at a time (SSIM needs ~450x its input in memory)."""
+    ref, out = _frames_array(reference), _frames_array(test)
+    step = max(1, FRAME_CHUNK_VALUES // max(1, int(np.prod(ref.shape[1:]))))
+    for start in range(0, len(ref), step):
+        yield as_frames(ref[start : start + step]), as_frames(out[start : start + step])
 
 
 def _ssim_kernel(height: int, width: int) -> int:
@@ -54,39 +71,51 @@ def _ssim_kernel(height: int, width: int) -> int:
     return size if size % 2 else size - 1
 
 
+def _ssim_per_frame(ref, out, data_range: float):
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    kernel = _ssim_kernel(*ref.shape[-2:])
+    if kernel < 3:
+        return None  # a 1-2 px image has no structure to compare
+    return structural_similarity_index_measure(out, ref, data_range=data_range, kernel_size=kernel, reduction="none")
+
+
 def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB over all pixels; ``inf`` for identical inputs."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-
-    return float(peak_signal_noise_ratio(as_frames(test), as_frames(reference), data_range=data_range))
+    return _streamed(reference, test, data_range)["psnr"]
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
     """Structural similarity, averaged over images (or frames); 1.0 for identical inputs."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    ref, out = as_frames(reference), as_frames(test)
-    kernel = _ssim_kernel(*ref.shape[-2:])
-    if kernel < 3:
-        return float("nan")  # a 1-2 px image has no structure to compare
-    return float(structural_similarity_index_measure(out, ref, data_range=data_range, kernel_size=kernel))
+    return _streamed(reference, test, data_range)["ssim"]
 
 
 def fidelity(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
     """PSNR, SSIM, MSE, max and mean absolute difference of `test` against `reference` (same shape)."""
-    from torchmetrics.functional import mean_squared_error
+    return _streamed(reference, test, 1.0)
 
+
+def _streamed(reference: np.ndarray, test: np.ndarray, data_range: float) -> dict[str, float]:
+    """The metrics a chunk of frames at a time (:data:`FRAME_CHUNK_VALUES`): memory stays bounded for long videos."""
     if np.shape(reference) != np.shape(test):
         raise ValueError(f"Cannot compare outputs of shapes {np.shape(reference)} and {np.shape(test)}.")
-    ref, out = as_frames(reference), as_frames(test)
-    diff = (ref - out).abs()
+    squared = absolute = maximum = 0.0
+    count = frames = 0
+    ssims = []
+    for ref, out in _chunks(reference, test):
+        diff = (ref - out).abs()
+        squared, absolute = squared + float((diff**2).sum()), absolute + float(diff.sum())
+        maximum, count, frames = max(maximum, float(diff.max())), count + diff.numel(), frames + len(ref)
+        ssims.append(_ssim_per_frame(ref, out, data_range))
+    psnr_db = float("inf") if squared == 0 else float(10 * np.log10(data_range**2 * count / squared))
+    no_structure = any(v is None for v in ssims)
     return {
-        "psnr": psnr(reference, test),
-        "ssim": ssim(reference, test),
-        "mse": float(mean_squared_error(out, ref)),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "frames": int(ref.shape[0]),
+        "psnr": psnr_db,
+        "ssim": float("nan") if no_structure else float(np.concatenate([v.numpy() for v in ssims]).mean()),
+        "mse": squared / count,
+        "max_abs_diff": maximum,
+        "mean_abs_diff": absolute / count,
+        "frames": frames,
     }
 
 

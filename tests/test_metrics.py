@@ -83,3 +83,28 @@ def test_optional_metrics_say_what_is_missing(tmp_path, capsys, name):
     assert metrics_cli.main([str(a), str(b), "--extra", name]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith(f"{name}: "))
     assert "unavailable" in line and ("needs" in line)
+
+
+def test_fidelity_streams_over_frames_and_matches_the_whole_batch(monkeypatch):
+    """SSIM needs ~450x its input: the frames go through it a chunk at a time, with the all-at-once numbers."""
+    import torch
+    from torchmetrics.functional import peak_signal_noise_ratio
+    from torchmetrics.functional.image import structural_similarity_index_measure as whole_ssim
+
+    from cachedit import metrics
+
+    rng = np.random.default_rng(0)
+    reference = rng.random((2, 5, 24, 20, 3))  # a video batch: 10 frames
+    test = np.clip(reference + rng.normal(0, 0.02, reference.shape), 0, 1)
+    batches = []
+    real = metrics._ssim_per_frame
+    monkeypatch.setattr(metrics, "_ssim_per_frame", lambda r, o, d: batches.append(len(r)) or real(r, o, d))
+    monkeypatch.setattr(metrics, "FRAME_CHUNK_VALUES", 3 * 24 * 20 * 3)  # three frames per chunk
+    result = metrics.fidelity(reference, test)
+    assert batches == [3, 3, 3, 1] and result["frames"] == 10
+    ref = torch.from_numpy(reference.reshape(-1, 24, 20, 3)).permute(0, 3, 1, 2)
+    out = torch.from_numpy(test.reshape(-1, 24, 20, 3)).permute(0, 3, 1, 2)
+    assert result["ssim"] == pytest.approx(float(whole_ssim(out, ref, data_range=1.0, kernel_size=11)), rel=1e-12)
+    # torchmetrics takes its log in float32; the streamed sum is float64 throughout
+    assert result["psnr"] == pytest.approx(float(peak_signal_noise_ratio(out, ref, data_range=1.0)), rel=1e-6)
+    assert result["max_abs_diff"] == float((ref - out).abs().max())
