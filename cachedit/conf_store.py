@@ -19,6 +19,7 @@ from .configs import (
     TaylorSeerConfig,
     TuneConfig,
 )
+from .run_dirs import register_resolver
 from .serving.config import ServeConfig, ServerConfig
 
 SCHEMAS = {
@@ -37,6 +38,7 @@ SCHEMAS = {
 
 
 def register_configs() -> None:
+    register_resolver()  # ${unique_dir:...} in the run directories (conf/hydra/default.yaml, conf/bench.yaml)
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
     store.store(name="serve_schema", node=ServeConfig)

@@ -42,6 +42,8 @@ def main(config: DictConfig) -> dict | float:
         "job": {"num": int(OmegaConf.select(hydra_config, "job.num", default=0)), "dir": str(output_dir)},
         "choices": {k: v for k, v in hydra_config.runtime.choices.items() if not k.startswith("hydra/")},
     }
+    if not multirun and (output_dir / "stats.json").exists():  # a single run never overwrites an earlier one
+        raise FileExistsError(f"`{output_dir}` already holds an earlier run's stats.json; choose another hydra.run.dir.")
     container = None
     try:
         container = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
