@@ -176,7 +176,7 @@ def run_generation(
     output_dir.mkdir(parents=True, exist_ok=True)
     if run.save_images:
         _save_images(family, inputs, result, baseline, output_dir)
-    (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
+    write_json(output_dir / "stats.json", stats)
     log.info(one_line(stats))
     return stats
 
@@ -187,7 +187,8 @@ def _baseline(
     """The uncached run for this model, seed and step count, and where it came from: this process's memo (an
     earlier job of a serial sweep), `baseline_dir` (a job of a parallel launcher; a file lock makes the first
     job compute it while the others wait), or computed now. Timings then come from the job that computed it."""
-    key = repr((run.model, run.seed, run.repeats))  # run.model holds the step count, size and guidance
+    # run.model holds the step count, size, dtype and guidance; the fingerprint the weights and the scheduler.
+    key = repr((run.model, run.seed, run.repeats, pipeline_fingerprint(pipe)))
     if key in _BASELINES:
         return _BASELINES[key], "memory"
     if baseline_dir is None:
@@ -205,6 +206,20 @@ def _baseline(
             os.replace(path.with_suffix(".tmp.npz"), path)  # readers never see a half-written file
     _BASELINES[key] = generation
     return generation, source
+
+
+def pipeline_fingerprint(pipe) -> str:
+    """A digest of the pipeline's weights (every parameter's name, shape, dtype and sum) and scheduler config:
+    a reused sweep directory must not serve a baseline made with other weights or another schedule."""
+    digest = hashlib.sha1()
+    scheduler = getattr(pipe, "scheduler", None)
+    digest.update(repr(sorted(dict(getattr(scheduler, "config", {}) or {}).items())).encode())
+    for component_name, component in sorted(getattr(pipe, "components", {}).items()):
+        if isinstance(component, torch.nn.Module):
+            for name, tensor in component.state_dict().items():
+                total = float(tensor.detach().double().sum()) if tensor.is_floating_point() else int(tensor.sum())
+                digest.update(f"{component_name}.{name}{tuple(tensor.shape)}{tensor.dtype}{total!r}".encode())
+    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -238,8 +253,15 @@ def write_failure(
     }
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
+    write_json(output_dir / "stats.json", stats)
     return stats
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write `data` to `path` atomically: a job killed mid-write leaves the old file or none, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(temporary, path)
 
 
 def _save_images(family, inputs: dict, result: Generation, baseline: Generation | None, output_dir: Path) -> None:

@@ -87,7 +87,13 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
     stats_files = sorted(p for p in sweep_dir.rglob("stats.json") if "baselines" not in p.relative_to(sweep_dir).parts)
     records, rows = [], []
     for path in stats_files:
-        stats = json.loads(path.read_text())
+        try:
+            stats = json.loads(path.read_text())
+            if not isinstance(stats, dict):
+                raise ValueError(f"a JSON {type(stats).__name__}, not an object")
+        except (OSError, ValueError) as error:  # truncated or foreign: reported as a failed row, the rest still count
+            log.error(f"Unreadable {path}: {error}")
+            stats = {"status": "unreadable", "error": f"unreadable stats.json: {type(error).__name__}: {error}"}
         records.append(stats)
         rows.append(_row(stats, path.parent.relative_to(sweep_dir).as_posix()))
     with_stats = {p.parent for p in stats_files}

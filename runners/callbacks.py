@@ -43,6 +43,7 @@ class SweepSummaryCallback(Callback):
         summary = summarize(Path(config.hydra.sweep.dir), self.psnr_floor)
         failed = [r for r in summary.rows if r["status"] != "ok"]
         log.info("Sweep summary:\n" + summary.files["md"].read_text())
+        log.info(f"Wrote {', '.join(str(p) for p in summary.files.values())}")
         if failed or summary.missing:
             log.error(f"{len(failed)} job(s) failed and {len(summary.missing)} left no stats: see {summary.files['md']}")
-        log.info(f"Wrote {', '.join(str(p) for p in summary.files.values())}")
+            raise SystemExit(1)  # after the summary: scripts and schedulers see that the sweep is incomplete

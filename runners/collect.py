@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in summary.missing:
         print(f"no stats.json: {args.sweep_dir / name}")
     print("wrote " + ", ".join(str(p) for p in summary.files.values()))
+    for row in summary.rows:
+        if row["status"] == "unreadable":
+            print(f"bad stats.json: {args.sweep_dir / row['dir'] / 'stats.json'} ({row['error']})")
     return 0
 
 

@@ -56,7 +56,9 @@ def test_every_sweep_preset_is_a_multirun_with_its_command_on_top(preset):
 def sweep(tmp_path_factory) -> Path:
     """Three jobs, the third with Fn larger than tiny_dit's 6 blocks: it must fail alone."""
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    run("--multirun", *TINY, "cache.residual_diff_threshold=0.3", "cache.Fn=1,2,99", f"hydra.sweep.dir={sweep_dir}")
+    result = run("--multirun", *TINY, "cache.residual_diff_threshold=0.3", "cache.Fn=1,2,99",
+                 f"hydra.sweep.dir={sweep_dir}", check=False)
+    assert result.returncode == 1 and (sweep_dir / "summary.md").exists()  # non-zero, after writing the summary
     return sweep_dir
 
 
@@ -102,6 +104,12 @@ def test_collect_reproduces_the_summary_and_lists_jobs_without_stats(sweep, tmp_
     assert collect.main([str(copy)]) == 0
     assert "no stats.json: " in capsys.readouterr().out
     assert "## Jobs without stats.json" in (copy / "summary.md").read_text()
+
+    job = copy / read_csv(copy / "summary.csv")[0]["dir"] / "stats.json"
+    job.write_text(job.read_text()[:100])  # truncated, as by a job killed mid-write before writes were atomic
+    assert collect.main([str(copy)]) == 0
+    assert f"bad stats.json: {job}" in capsys.readouterr().out
+    assert [r["status"] for r in read_csv(copy / "summary.csv")] == ["ok", "ok", "failed", "unreadable"]
 
 
 def test_a_single_run_that_fails_exits_non_zero_and_records_why(tmp_path):

@@ -1,0 +1,27 @@
+"""A sweep directory's disk baselines are keyed by what determines them: changed weights or scheduler recompute."""
+
+import torch
+
+from cachedit import experiment
+from cachedit.configs import ModelConfig, RunConfig
+from cachedit.models.families import get_family
+from cachedit.pipelines import load_pipeline
+
+
+def test_a_disk_baseline_is_reused_only_for_the_same_weights_and_scheduler(tmp_path, monkeypatch):
+    run = RunConfig(model=ModelConfig(name="tiny_dit", source="embedded", num_inference_steps=2, num_images=1,
+                                      class_labels=[0]))
+    pipe = load_pipeline(run.model)
+    pipe.set_progress_bar_config(disable=True)
+    inputs = get_family("tiny_dit").inputs(pipe, run.model)
+
+    def source() -> str:
+        monkeypatch.setattr(experiment, "_BASELINES", {})  # each call is a fresh job process
+        return experiment._baseline(pipe, run, inputs, tmp_path)[1]
+
+    assert [source(), source()] == ["computed", "disk"]
+    with torch.no_grad():
+        next(pipe.transformer.parameters()).add_(1e-3)  # retrained weights, same config
+    assert [source(), source()] == ["computed", "disk"]
+    pipe.scheduler.register_to_config(shift=pipe.scheduler.config.get("shift", 1.0) + 1.0)
+    assert source() == "computed" and len(list(tmp_path.glob("*.npz"))) == 3
