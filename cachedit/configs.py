@@ -10,12 +10,15 @@ Only ``int``/``float``/``bool``/``str``/``Enum``/``X | None``/lists/dicts are us
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 # Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
 from omegaconf import MISSING
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")  # what torch.device accepts and cachedit runs on
 
 
 def _require(condition: bool, message: str) -> None:
@@ -459,6 +462,10 @@ class ModelConfig:
             self.torch_dtype = _enum(TorchDtype, self.torch_dtype, "model.torch_dtype")
         _require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
         _require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
+        _require(
+            DEVICE_PATTERN.fullmatch(self.device) is not None,
+            f"`model.device` must be auto, cpu, mps, cuda[:N] or xpu[:N], got `{self.device}`.",
+        )
         for side in ("height", "width"):
             value = getattr(self, side)
             _require(value is None or value > 0, f"`model.{side}` must be positive, got {value}.")
@@ -574,3 +581,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.compile = _enum(CompileMode, self.compile, "compile")
         _require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
+        if self.scm.mask == StepMaskName.custom and not isinstance(self.model, str):  # checked before the baseline runs
+            steps = self.model.num_inference_steps
+            outside = [step for step in self.scm.compute_steps if step >= steps]
+            _require(not outside, f"`scm.compute_steps` {outside} lie beyond `model.num_inference_steps`={steps} (0-based).")

@@ -81,7 +81,10 @@ def _transformer_config(location: str, attr: str) -> tuple[type, dict]:
 def check_model(model: ModelConfig) -> dict[str, int]:
     """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
     family = get_family(model.name)
+    _check_device(model)
     adapters = adapters_for(type(family.pipeline_class, (), {})())
+    if model.name == "tiny_dit" and (model.height, model.width) != (None, None):  # its pipeline has no size argument
+        raise ValueError("`model.height`/`model.width`: tiny_dit always generates 16x16 digits; remove the override.")
     if model.source == ModelSource.replica:
         with init_empty_weights():
             transformers = {attr: family.replica_transformer(**model.replica) for attr in family.transformers}
@@ -90,6 +93,7 @@ def check_model(model: ModelConfig) -> dict[str, int]:
             if family.load_embedded is None:
                 raise ValueError(f"`model.source=embedded`: the `{model.name}` family ships no weights; use hub or replica.")
             location = model.path or str(family.embedded_weights)
+            _check_saved_pipeline(location, family.transformers, "model.path" if model.path else "the shipped weights")
         else:
             location = _hub_location(model, family)
         transformers = {}
@@ -104,6 +108,21 @@ def check_model(model: ModelConfig) -> dict[str, int]:
                 transformers[attr] = cls.from_config(config)
     stand_in = type(family.pipeline_class, (), dict(transformers))()  # holds the transformers the adapters look up
     return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters if a.present(stand_in)}
+
+
+def _check_device(model: ModelConfig) -> None:
+    device = resolve_device(model)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`model.device={model.device}`: CUDA is not available on this machine; use cpu or auto.")
+
+
+def _check_saved_pipeline(location: str, transformers, key: str) -> None:
+    """A ``save_pretrained`` directory with its index and every transformer's config, else what is missing where."""
+    path = Path(location)
+    wanted = [path / "model_index.json", *(path / attr / "config.json" for attr in transformers)]
+    missing = [str(p) for p in wanted if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"`{key}` ({path}) is not a saved pipeline: missing {', '.join(missing)}.")
 
 
 def _from_pretrained(cls: type, location: str, dtype: torch.dtype):
