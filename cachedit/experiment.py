@@ -162,20 +162,25 @@ def run_generation(
     if baseline is not None:
         stats["baseline_time_s"] = baseline.median_seconds
         stats["speedup"] = baseline.median_seconds / result.median_seconds
-        stats["fidelity"] = fidelity(baseline.images, result.images)
         stats["baseline_reused"] = baseline_source != "computed"  # computed once per (model, seed, steps, repeats)
         stats["baseline_source"] = baseline_source  # computed | memory (earlier job, same process) | disk (sweep dir)
+
+    # Outputs first: a metric that runs out of memory on a long video must not lose the images and timings.
+    output_dir = Path(output_dir)
+    writer = is_rank_zero()  # every rank holds the same gathered output and stats; one writes them
+    if writer:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if run.save_images:
+            _save_images(family, inputs, result, baseline, output_dir)
+        write_json(output_dir / "stats.json", {**stats, "status": "measuring"})  # summaries list it as not finished
+    if baseline is not None:
+        stats["fidelity"] = fidelity(baseline.images, result.images)
     if family.quality is not None:
         stats["quality"] = family.quality(result.images, inputs)
         if baseline is not None:
             stats["baseline_quality"] = family.quality(baseline.images, inputs)
-
-    if not is_rank_zero():  # every rank holds the same gathered output and stats; one writes them
+    if not writer:
         return stats
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if run.save_images:
-        _save_images(family, inputs, result, baseline, output_dir)
     write_json(output_dir / "stats.json", stats)
     log.info(one_line(stats))
     return stats
