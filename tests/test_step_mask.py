@@ -52,3 +52,10 @@ def test_bad_mask_configs_are_refused():
         StepMaskConfig(mask="custom")
     with pytest.raises(ValueError, match="only used with `scm.mask=custom`"):
         StepMaskConfig(mask="fast", compute_steps=[0])
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 3, 4])
+@pytest.mark.parametrize("mask", ["slow", "medium", "fast", "ultra"])
+def test_few_steps_still_compute_the_first_and_the_last_step(mask, num_steps):
+    steps = compute_steps(StepMaskConfig(mask=mask), num_steps)
+    assert {0, num_steps - 1} <= steps <= set(range(num_steps)), sorted(steps)

@@ -25,7 +25,8 @@ def compute_steps(config: StepMaskConfig, num_steps: int) -> frozenset[int]:
     rest = budget - first
     # Even gaps of (num_steps - first) / rest >= 1 after the first steps, ending on the last step.
     spread = [first - 1 + round(i * (num_steps - first) / rest) for i in range(1, rest + 1)]
-    return frozenset(range(first)) | frozenset(spread)
+    # With a budget of one or two (<= 4 steps) `rest` can be 0: the last step is added, as promised above.
+    return frozenset(range(first)) | frozenset(spread) | {num_steps - 1}
 
 
 class StepMask:
