@@ -20,8 +20,15 @@ def test_a_disk_baseline_is_reused_only_for_the_same_weights_and_scheduler(tmp_p
         return experiment._baseline(pipe, run, inputs, tmp_path)[1]
 
     assert [source(), source()] == ["computed", "disk"]
-    with torch.no_grad():
-        next(pipe.transformer.parameters()).add_(1e-3)  # retrained weights, same config
-    assert [source(), source()] == ["computed", "disk"]
-    pipe.scheduler.register_to_config(shift=pipe.scheduler.config.get("shift", 1.0) + 1.0)
-    assert source() == "computed" and len(list(tmp_path.glob("*.npz"))) == 3
+    weight, shift = next(pipe.transformer.parameters()), pipe.scheduler.config.get("shift", 1.0)
+    original = weight.detach().clone()
+    try:  # the pipeline is shared by every test in this process (load_pipeline's cache): put it back afterwards
+        with torch.no_grad():
+            weight.add_(1e-3)  # retrained weights, same config
+        assert [source(), source()] == ["computed", "disk"]
+        pipe.scheduler.register_to_config(shift=shift + 1.0)
+        assert source() == "computed" and len(list(tmp_path.glob("*.npz"))) == 3
+    finally:
+        with torch.no_grad():
+            weight.copy_(original)  # bit for bit (adding and subtracting 1e-3 would round)
+        pipe.scheduler.register_to_config(shift=shift)
