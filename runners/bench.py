@@ -8,6 +8,7 @@ Writes bench.md and bench.csv into the run directory and prints the table.
 """
 
 import csv
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cachedit.benchmark import markdown, run_benchmark
 from cachedit.conf_store import register_configs
+from runners.overrides import check_overrides
 
 register_configs()
 
@@ -25,6 +27,7 @@ register_configs()
 def main(config: DictConfig) -> None:
     settings = {}
     for label, overrides in config.bench.settings.items():
+        check_overrides(list(overrides), "generate")  # a bench's settings are overrides too: same check
         # The bench's model group option too, so its presets (conf/preset/<model>_<cache>.yaml) apply as in a run.
         setting = compose("generate", overrides=[f"model={config.model.name}", *overrides])
         setting.model, setting.seed = config.model, config.seed  # every setting runs on the bench's model
@@ -41,4 +44,5 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "bench")
     main()
