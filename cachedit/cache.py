@@ -141,6 +141,10 @@ def enable_cache(
 ):
     """Cache `pipe`'s transformer blocks with `config` (default: ``DBCacheConfig()``); returns `pipe`.
 
+    The configs are copied: changing them afterwards has no effect (``summary(pipe)["settings"]`` shows what is in
+    force). Caching belongs to `pipe`: another pipeline sharing its transformer (``from_pipe``) computes uncached.
+    ``copy.deepcopy(pipe)`` and ``pickle`` give an independent cached pipeline.
+
     Args:
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
             the given `adapters` describe.
