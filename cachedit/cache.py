@@ -1,7 +1,14 @@
-"""Public entry points: `enable_cache`, `disable_cache`, `summary`, `is_cache_enabled`."""
+"""Public entry points: `enable_cache`, `disable_cache`, `summary`, `is_cache_enabled`.
+
+Caching belongs to the pipeline it was enabled on: another pipeline sharing its transformer (``from_pipe``,
+``Pipeline(**pipe.components)``) computes uncached; `copy.deepcopy` and `pickle` give an independent cached pipeline.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import enum
 import inspect
 import os
 from dataclasses import dataclass, field
@@ -15,6 +22,7 @@ from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfi
 from .factory import build_engine, config_for
 from .hooks import attach_engine, detach_engine
 from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transformer, wrap_transformer
+from .hooks.call_owner import running_call
 from .stats import CacheStats, format_summary
 
 _HANDLE = "_cachedit"
@@ -26,9 +34,17 @@ class _CacheHandle:
 
     config: object
     original_class: type
+    options: dict = field(default_factory=dict)  # taylorseer, scm, cfg, adapters: to enable a copy the same way
     stats: CacheStats = field(default_factory=CacheStats)
     engines: list = field(default_factory=list)  # [(transformer, engine)]
     guard: CallGuard = field(default_factory=CallGuard)  # one call at a time: state is per model
+
+    def settings(self) -> dict:
+        """The snapshot of the configs in force, JSON-ready."""
+        settings = {"cache": {"type": type(self.config).__name__, **_plain(self.config)}}
+        for name in ("taylorseer", "scm", "cfg"):
+            settings[name] = _plain(self.options.get(name))
+        return settings
 
     def begin_call(self, num_inference_steps: int | None) -> None:
         """Every pipeline call starts from empty state, never inferred from a step counter."""
@@ -54,9 +70,53 @@ def _with_call_reset(cls: type) -> type:
         handle = getattr(self, _HANDLE)
         with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
             handle.begin_call(_num_inference_steps(self, signature, args, kwargs))
-            return cls.__call__(self, *args, **kwargs)
+            with running_call(handle):  # the hooks cache only within this pipeline's own calls
+                return cls.__call__(self, *args, **kwargs)
 
-    return type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    namespace = {"__call__": __call__, "__deepcopy__": _deepcopy_cached, "__reduce_ex__": _reduce_cached}
+    return type(cls.__name__, (cls,), {**namespace, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
+
+def _uncached_copy(pipe, memo: dict):
+    """A deep copy of `pipe` as it was before `enable_cache` (original class, no hooks); `pipe` is not touched."""
+    handle = getattr(pipe, _HANDLE)
+    clone = handle.original_class.__new__(handle.original_class)
+    memo[id(pipe)] = clone
+    state = {key: value for key, value in pipe.__dict__.items() if key != _HANDLE}
+    clone.__dict__.update(copy.deepcopy(state, memo))  # the hooks on its modules are copied with them ...
+    for transformer, _ in handle.engines:
+        detach_engine(memo[id(transformer)])  # ... and removed here
+    return clone
+
+
+def _deepcopy_cached(pipe, memo: dict):
+    """An independent cached pipeline: its own engines, state and stats, enabled with the same settings."""
+    handle = getattr(pipe, _HANDLE)
+    return _enable_like(_uncached_copy(pipe, memo), handle.config, handle.options)
+
+
+def _reduce_cached(pipe, protocol):
+    """Pickle the uncached pipeline and the settings; unpickling enables caching again (the generated class
+    itself cannot be pickled by name)."""
+    handle = getattr(pipe, _HANDLE)
+    return _enable_like, (_uncached_copy(pipe, {}), handle.config, handle.options)
+
+
+def _enable_like(pipe, config, options: dict):
+    return enable_cache(pipe, config, **options)
+
+
+def _plain(value):
+    """A config dataclass as JSON-ready data (enums as their values)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _num_inference_steps(pipe, signature: inspect.Signature, args: tuple, kwargs: dict) -> int | None:
@@ -93,6 +153,10 @@ def enable_cache(
 ):
     """Cache `pipe`'s transformer blocks with `config` (default: ``DBCacheConfig()``); returns `pipe`.
 
+    The configs are copied: changing them afterwards has no effect (``summary(pipe)["settings"]`` shows what is in
+    force). Caching belongs to `pipe`: another pipeline sharing its transformer (``from_pipe``) computes uncached.
+    ``copy.deepcopy(pipe)`` and ``pickle`` give an independent cached pipeline.
+
     Args:
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
             the given `adapters` describe, or a bare transformer (`torch.nn.Module`) whose sampling loop someone
@@ -113,9 +177,12 @@ def enable_cache(
         config, taylorseer, scm, cfg = _loaded(load_config(config), taylorseer=taylorseer, scm=scm, cfg=cfg)
     if isinstance(pipe, torch.nn.Module):
         return _enable_on_transformer(pipe, config, taylorseer=taylorseer, scm=scm, cfg=cfg, adapters=adapters)
-    config = DBCacheConfig() if config is None else config
+    # A snapshot: changing the caller's config objects later has no effect on this cache.
+    config = DBCacheConfig() if config is None else copy.deepcopy(config)
+    taylorseer, scm, cfg = copy.deepcopy((taylorseer, scm, cfg))
+    options = {"taylorseer": taylorseer, "scm": scm, "cfg": cfg, "adapters": adapters}
     adapters = adapters_for(pipe) if adapters is None else adapters
-    handle = _CacheHandle(config, type(pipe))
+    handle = _CacheHandle(config, type(pipe), options)
     if not isinstance(config, NoCacheConfig):
         # Build every engine first, so a bad config or adapter leaves the pipeline untouched.
         built = []
@@ -141,6 +208,7 @@ def enable_cache(
         if not built:
             raise ValueError(f"None of the adapters' transformers is present on this {type(pipe).__name__}.")
         for transformer, engine, blocks, stack in built:
+            engine.owner = handle
             attach_engine(transformer, blocks, engine, stack)
         handle.engines = [(transformer, engine) for transformer, engine, _, _ in built]
     setattr(pipe, _HANDLE, handle)
@@ -192,4 +260,5 @@ def summary(pipe) -> CacheSummary:
     """What the cache did during `pipe`'s last call (see ``CacheStats.summary``)."""
     if not is_cache_enabled(pipe):
         raise RuntimeError(f"Caching is not enabled on this {type(pipe).__name__}; nothing to summarise.")
-    return CacheSummary(getattr(_target(pipe), _HANDLE).stats.summary())
+    handle = getattr(_target(pipe), _HANDLE)
+    return CacheSummary(handle.stats.summary(), settings=handle.settings())

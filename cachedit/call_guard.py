@@ -16,6 +16,8 @@ import threading
 
 import torch
 
+from .hooks.call_owner import running_call
+
 _HOLDER = "_cachedit_request_holder"
 
 
@@ -96,6 +98,6 @@ def request(transformer: torch.nn.Module, num_inference_steps: int | None = None
             f"this {type(transformer).__name__} is not."
         )
     handle = holder._cachedit
-    with handle.guard.hold():
+    with handle.guard.hold(), running_call(handle):  # the engines cache only within their owner's calls
         handle.begin_call(num_inference_steps)
         yield handle

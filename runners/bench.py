@@ -9,6 +9,7 @@ Writes bench.md and bench.csv into the run directory and prints the table.
 """
 
 import csv
+import sys
 from pathlib import Path
 
 import hydra
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cachedit.benchmark import markdown, run_benchmark
 from cachedit.conf_store import register_configs
+from runners.overrides import check_overrides
 
 register_configs()
 
@@ -26,6 +28,7 @@ def bench_settings(config: DictConfig) -> tuple[dict, dict]:
     """The bench's cachedit settings as RunConfigs, composed as `runners.generate` would, and its peer rows."""
     settings = {}
     for label, overrides in config.bench.settings.items():
+        check_overrides(list(overrides), "generate")  # a bench's settings are overrides too: same check
         # The bench's model group option too, so its presets (conf/preset/<model>_<cache>.yaml) apply as in a run.
         setting = compose("generate", overrides=[f"model={config.model.name}", *overrides])
         setting.model, setting.seed = config.model, config.seed  # every setting runs on the bench's model
@@ -85,4 +88,5 @@ def run_pareto_bench(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "bench")
     main()

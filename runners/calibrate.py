@@ -7,6 +7,7 @@ Calibrates on `seed` (default 1) with the model's own call (`model.num_images` p
 `calibration.md` and `forecast_<budget>.yaml` (paste one into conf/preset/<model>_forecast.yaml) to the run dir.
 """
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +21,7 @@ from cachedit.calibrate import fit_compute_steps
 from cachedit.conf_store import register_configs
 from cachedit.models.families import get_family
 from cachedit.pipelines import load_pipeline
+from runners.overrides import check_overrides
 
 register_configs()
 
@@ -60,4 +62,5 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "calibrate")
     main()

@@ -6,6 +6,8 @@
 Uses the same config as runners.generate (model, seed, cache.Fn / cache.Bn) and prints one line per gap.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,6 +15,7 @@ from cachedit.conf_store import register_configs
 from cachedit.diagnostics import forecast_errors, record_middle_residuals
 from cachedit.models.families import get_family
 from cachedit.pipelines import load_pipeline
+from runners.overrides import check_overrides
 
 register_configs()
 
@@ -31,4 +34,5 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "generate")
     main()

@@ -1,13 +1,22 @@
-"""A friendlier first check of command-line overrides: a misspelt config key gets the allowed keys and the
-closest match, before Hydra composes anything. Hydra's own strict schemas remain the backstop."""
+"""The check of command-line overrides every runner makes before Hydra composes anything: a misspelt key or group,
+in any override form (``key=v``, ``+key=v``, ``++key=v``, ``~key``, ``+group=option``), gets the allowed names and
+the closest match, and the runner exits with status 2. Hydra's strict schemas remain the backstop; keys Hydra owns
+(``hydra.*``, ``hydra/launcher=...``) are Hydra's to check."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import sys
+from functools import cache
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from cachedit.conf_store import SCHEMAS
+from cachedit.configs import RunConfig
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def allowed_keys(group: str) -> list[str]:
@@ -16,26 +25,69 @@ def allowed_keys(group: str) -> list[str]:
     return sorted(fields, key=str.lower)
 
 
-def unknown_key_message(override: str) -> str | None:
-    """The error for ``group.key=value`` when `key` is in no schema of `group`, else None."""
-    if "=" not in override or override.startswith(("+", "~", "-", "hydra")):
+def config_groups() -> list[str]:
+    """Every group a user may select (``cache=fbcache``) or add (``+sweep=threshold``): the folders of conf/."""
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+
+
+@cache
+def top_level_keys(config_name: str) -> list[str]:
+    """Keys at the root of `config_name`'s composed config: its own keys, its schema's fields and its groups."""
+    primary = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    defaults = [entry if isinstance(entry, str) else next(iter(entry)) for entry in primary.get("defaults", [])]
+    keys = {key for key in primary if key not in ("defaults", "hydra")}
+    if "run_schema" in defaults:
+        keys |= {f.name for f in dataclasses.fields(RunConfig)}
+    return sorted(keys | set(config_groups()), key=str.lower)
+
+
+def _did_you_mean(kind: str, name: str, allowed: list[str], where: str, prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" Did you mean `{prefix}{close[0]}`?" if close else ""
+    return f"Unknown {kind} `{prefix}{name}`.{hint} Allowed {where}: {', '.join(allowed)}."
+
+
+def _option_message(group: str, value: str) -> str | None:
+    """A group selection names an existing conf/<group>/<option>.yaml (each of a sweep's comma-separated ones)."""
+    if any(c in value for c in "()[]${}") or value in ("", "null"):  # sweep functions, interpolations, removal
         return None
-    parts = override.split("=", 1)[0].split(".")
-    if len(parts) < 2 or not allowed_keys(parts[0]):
+    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    for option in value.split(","):
+        if option not in options:
+            return _did_you_mean("option", option, options, f"options of `{group}`", f"{group}=")
+    return None
+
+
+def unknown_key_message(override: str, config_name: str = "generate") -> str | None:
+    """The error for an override whose key, group or group option exists nowhere, else None."""
+    if override.startswith("-"):  # Hydra's own flags: --multirun, --cfg, ...
         return None
-    group, key = parts[0], parts[1]
+    body = override.lstrip("+~")
+    key, has_value, value = body.partition("=")
+    if not has_value and not override.startswith("~"):
+        return None
+    key = key.split("@", 1)[0]  # `group@package=option` selects `group`
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return None
+    if "/" in key:  # a nested group (`hydra/launcher`) of a group checked below
+        key = key.split("/", 1)[0]
+    parts = key.split(".")
+    roots = top_level_keys(config_name)
+    if parts[0] not in roots:
+        return _did_you_mean("config key", parts[0], roots, "top-level keys and groups")
+    if len(parts) == 1:
+        return _option_message(parts[0], value) if parts[0] in config_groups() and has_value else None
+    group, field = parts[0], parts[1]
     allowed = allowed_keys(group)
-    if key in allowed:
+    if not allowed or field in allowed:  # a group without a schema (bench, sweep) is Hydra's to check
         return None
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" Did you mean `{group}.{close[0]}`?" if close else ""
-    return f"Unknown config key `{group}.{key}`.{hint} Allowed keys under `{group}`: {', '.join(allowed)}."
+    return _did_you_mean("config key", field, allowed, f"keys under `{group}`", f"{group}.")
 
 
-def check_overrides(argv: list[str]) -> None:
-    """Exit with status 2 and a clear message on the first unknown key."""
+def check_overrides(argv: list[str], config_name: str = "generate") -> None:
+    """Exit with status 2 and a clear message on the first unknown key, group or option."""
     for override in argv:
-        message = unknown_key_message(override)
+        message = unknown_key_message(override, config_name)
         if message is not None:
             print(f"Error: {message}", file=sys.stderr)
             raise SystemExit(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import time
 
 import hydra
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from cachedit.models import digits
 from cachedit.models.tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer, flow_matching_loss, generate_per_class
+from runners.overrides import check_overrides
 
 log = logging.getLogger(__name__)
 
@@ -85,4 +87,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], "train_tiny")
     main()

@@ -6,6 +6,7 @@ import torch
 import cachedit
 from cachedit import DBCacheConfig
 from cachedit.hooks import relative_l1
+from cachedit.hooks.call_owner import running_call  # a direct transformer call within the pipeline's call
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, ToyTransformer, steady_inputs
 
 ALWAYS = 1e9  # a threshold every diff is below: only warmup and caps decide
@@ -155,7 +156,7 @@ def test_a_timestep_that_turns_back_starts_a_new_loop_with_fresh_state():
     cachedit.enable_cache(pipe, DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2),
                           adapters=TOY_ADAPTERS)
     (x,) = steady_inputs(1)
-    with torch.no_grad(), pipe.transformer.cache_context("cond"):
+    with torch.no_grad(), running_call(pipe._cachedit), pipe.transformer.cache_context("cond"):
         for t in (900.0, 600.0, 300.0, 0.0, 900.0, 600.0, 300.0):  # two loops
             pipe.transformer(x, timestep=torch.tensor([t]))
     assert decisions(cachedit.summary(pipe)) == "CCcc" + "CCc"
@@ -164,7 +165,7 @@ def test_a_timestep_that_turns_back_starts_a_new_loop_with_fresh_state():
     pipe = ToyPipeline()  # rising timesteps (LongCat-AudioDiT's inverted sigmas) are one loop
     cachedit.enable_cache(pipe, DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=2),
                           adapters=TOY_ADAPTERS)
-    with torch.no_grad(), pipe.transformer.cache_context("cond"):
+    with torch.no_grad(), running_call(pipe._cachedit), pipe.transformer.cache_context("cond"):
         for t in (0.1, 0.4, 0.7, 1.0):
             pipe.transformer(x, timestep=torch.tensor([t]))
     assert decisions(cachedit.summary(pipe)) == "CCcc"

@@ -16,6 +16,7 @@ from cachedit import BlockAdapter, DBCacheConfig
 from cachedit.adapters import registry
 from cachedit.adapters.block_adapter import discover_block_lists
 from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
+from cachedit.hooks.call_owner import running_call  # a direct transformer call within the pipeline's call
 from cachedit.models import dit_families
 from cachedit.models.dit_families.modular import modular_classes
 from cachedit.models.families import FAMILIES, get_family
@@ -400,7 +401,7 @@ def test_motif_video_decoder_blocks_are_a_segment_of_their_own():
     x, text = torch.randn(1, 33, 2, 4, 4, generator=g), torch.randn(1, 8, 32, generator=g)
     cachedit.enable_cache(pipe, config, adapters=[adapter])
     try:
-        with torch.no_grad(), pipe.transformer.cache_context("cond"):  # one branch, though the step repeats
+        with torch.no_grad(), running_call(pipe._cachedit), pipe.transformer.cache_context("cond"):  # one branch, though the step repeats
             computed, skipped = [pipe.transformer(x, torch.tensor([500.0]), text, return_dict=False)[0] for _ in range(2)]
         assert cachedit.summary(pipe)["cached_steps"] == 1
     finally:

@@ -6,6 +6,7 @@ import torch
 
 from ..distributed import context_parallel_group
 from ._diffusers import HookRegistry, ModelHook
+from .call_owner import serves_current_call
 
 _CACHE_ROOT_HOOK = "cachedit_root"
 _CACHE_BLOCK_HOOK = "cachedit_block"
@@ -33,7 +34,8 @@ class CacheRootHook(ModelHook):
         self.states = engine.states  # an attribute, so diffusers' `cache_context(...)` sets the branch on it
 
     def pre_forward(self, module, *args, **kwargs):
-        self.engine.bypass = _writes_kv_cache(kwargs)
+        # Not a call of the pipeline that enabled caching (another pipeline shares the transformer): run uncached.
+        self.engine.bypass = _writes_kv_cache(kwargs) or not serves_current_call(self.engine.owner)
         if self.engine.bypass:
             return args, kwargs
         self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
@@ -95,7 +97,11 @@ def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], e
     root_name, block_name = _names(stack)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     if root_name in registry.hooks:
-        raise RuntimeError(f"{type(transformer).__name__} already has a cache hook `{root_name}`.")
+        raise RuntimeError(
+            f"{type(transformer).__name__} already has a cache hook `{root_name}`: caching was enabled on another "
+            f"pipeline that shares this transformer (caching belongs to the pipeline that enabled it). Call "
+            f"`cachedit.disable_cache` on that pipeline first, or give this one its own copy of the transformer."
+        )
     registry.register_hook(CacheRootHook(engine), root_name)
     for index, block in enumerate(blocks):
         HookRegistry.check_if_exists_or_initialize(block).register_hook(CacheBlockHook(engine, index), block_name)

@@ -43,6 +43,7 @@ class StackEngine:
         self.states = BranchStates(self.state_cls, separate=self.cfg.enable_separate_cfg)
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
         self.bypass = False  # the current transformer call runs uncached and uncounted (a K/V extract pass)
+        self.owner = None  # the cache handle of the pipeline whose calls this engine serves (None: every call)
         self.loops: dict[str, tuple[float, int]] = {}  # branch -> (last timestep, its direction: -1, 0 or 1)
         self.first_block_ran = False  # within the current step: a second pass over the blocks is a step of its own
         self.group = None  # the context-parallel group decision metrics are reduced over; set per transformer call
