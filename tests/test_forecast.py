@@ -173,7 +173,7 @@ def test_calibration_drops_the_steps_whose_forecast_costs_least():
     cost = {s: (1.0 if s in (3, 5) else 0.01 * (s + 1)) for s in range(8)}
 
     def generate(config):
-        image = np.zeros((4, 4))
+        image = np.zeros((16, 16))
         if config is not None:
             for step in set(range(8)) - set(config.compute_steps):
                 image = image + cost[step] * 0.01
