@@ -47,18 +47,19 @@ def _did_you_mean(kind: str, name: str, allowed: list[str], where: str, prefix: 
     return f"Unknown {kind} `{prefix}{name}`.{hint} Allowed {where}: {', '.join(allowed)}."
 
 
-def _option_message(group: str, value: str) -> str | None:
-    """A group selection names an existing conf/<group>/<option>.yaml (each of a sweep's comma-separated ones)."""
+def _option_message(group: str, value: str, extra_dirs: tuple[Path, ...] = ()) -> str | None:
+    """A group selection names an existing conf/<group>/<option>.yaml (each of a sweep's comma-separated ones), or
+    one in a directory added with ``--config-dir``."""
     if any(c in value for c in "()[]${}") or value in ("", "null"):  # sweep functions, interpolations, removal
         return None
-    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    options = sorted({p.stem for root in (CONF_DIR, *extra_dirs) for p in (root / group).glob("*.yaml")})
     for option in value.split(","):
         if option not in options:
             return _did_you_mean("option", option, options, f"options of `{group}`", f"{group}=")
     return None
 
 
-def unknown_key_message(override: str, config_name: str = "generate") -> str | None:
+def unknown_key_message(override: str, config_name: str = "generate", extra_dirs: tuple[Path, ...] = ()) -> str | None:
     """The error for an override whose key, group or group option exists nowhere, else None."""
     if override.startswith("-"):  # Hydra's own flags: --multirun, --cfg, ...
         return None
@@ -76,7 +77,7 @@ def unknown_key_message(override: str, config_name: str = "generate") -> str | N
     if parts[0] not in roots:
         return _did_you_mean("config key", parts[0], roots, "top-level keys and groups")
     if len(parts) == 1:
-        return _option_message(parts[0], value) if parts[0] in config_groups() and has_value else None
+        return _option_message(parts[0], value, extra_dirs) if parts[0] in config_groups() and has_value else None
     group, field = parts[0], parts[1]
     allowed = allowed_keys(group)
     if not allowed or field in allowed:  # a group without a schema (bench, sweep) is Hydra's to check
@@ -84,10 +85,20 @@ def unknown_key_message(override: str, config_name: str = "generate") -> str | N
     return _did_you_mean("config key", field, allowed, f"keys under `{group}`", f"{group}.")
 
 
+def _config_dirs(argv: list[str]) -> tuple[Path, ...]:
+    """Directories added with Hydra's ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR``: their options count."""
+    dirs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
+    dirs += [a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")]
+    return tuple(Path(d) for d in dirs)
+
+
 def check_overrides(argv: list[str], config_name: str = "generate") -> None:
     """Exit with status 2 and a clear message on the first unknown key, group or option."""
-    for override in argv:
-        message = unknown_key_message(override, config_name)
+    extra_dirs = _config_dirs(argv)
+    for i, override in enumerate(argv):
+        if i > 0 and argv[i - 1] in ("--config-dir", "-cd"):
+            continue  # the directory itself, not an override
+        message = unknown_key_message(override, config_name, extra_dirs)
         if message is not None:
             print(f"Error: {message}", file=sys.stderr)
             raise SystemExit(2)
