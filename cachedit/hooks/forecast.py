@@ -17,8 +17,6 @@ from .dbcache import DBCacheEngine, DBCacheState
 class ForecastEngine(DBCacheEngine):
     """The Forecast Cache decision for one transformer."""
 
-    state_cls = DBCacheState
-
     def __init__(self, config: ForecastCacheConfig, blocks, stats, name="transformer", list_starts=(0,), **kwargs) -> None:
         forecast = TaylorSeerConfig(order=config.order, cache_type=TaylorSeerCacheType.residual, encoder=True)
         super().__init__(config, blocks, stats, name, list_starts, taylorseer=forecast, **kwargs)
@@ -36,15 +34,12 @@ class ForecastEngine(DBCacheEngine):
     def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
         super().begin_step(hidden_states, timestep)
         state = self.states.get_state()
-        if isinstance(timestep, torch.Tensor) and timestep.numel() > 0:
-            state.position = self._timestep_value(timestep)
+        # the timestep the loop-restart check already read to the host this step: no second sync
+        timestep_value = self.loops.get(self.states.branch, (None, 0))[0]
+        if timestep_value is not None:
+            state.position = timestep_value
         if self.config.Fn == 0:
             self._decide(state, None)
-
-    @staticmethod
-    @torch.compiler.disable
-    def _timestep_value(timestep: torch.Tensor) -> float:
-        return float(timestep.detach().reshape(-1)[0])
 
     @torch.compiler.disable
     def _decide(self, state: DBCacheState, head_residual: torch.Tensor | None) -> None:
