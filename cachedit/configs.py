@@ -550,6 +550,10 @@ class ParallelConfig:
         _require(self.timeout_s > 0, f"`parallel.timeout_s` must be > 0, got {self.timeout_s}.")
 
 
+# Fractions of the step count a sweep also runs uncached: dense where 35-45 dB usually lie (half to 9/10 of the steps).
+DEFAULT_FEWER_STEPS = (0.25, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 @dataclass
 class RunConfig:
     """Root of ``conf/generate.yaml``.
@@ -563,6 +567,10 @@ class RunConfig:
         compile (`CompileMode`, defaults to `none`): `regional` compiles each repeated block (see
             ``cachedit.compile``).
         parallel (`ParallelConfig`): context parallelism, chosen by the `parallel` group.
+        fewer_steps (`list[float]`, *optional*): the honest reference every cache must beat: the same model run
+            uncached with these fractions of `model.num_inference_steps` (each in (0, 1)), scored against the
+            baseline like a cached run. `None` (the default) runs `DEFAULT_FEWER_STEPS` in a sweep (once per
+            baseline, shared by its jobs) and nothing in a single run; `[]` runs none.
     """
 
     model: ModelConfig = MISSING
@@ -577,10 +585,13 @@ class RunConfig:
     tune: TuneConfig | None = None
     compile: CompileMode = CompileMode.none
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    fewer_steps: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.compile = _enum(CompileMode, self.compile, "compile")
         _require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
+        outside = [f for f in self.fewer_steps or [] if not 0 < f < 1]
+        _require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")
         if self.scm.mask == StepMaskName.custom and not isinstance(self.model, str):  # checked before the baseline runs
             steps = self.model.num_inference_steps
             outside = [step for step in self.scm.compute_steps if step >= steps]

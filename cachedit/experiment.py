@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .cache import disable_cache, enable_cache, summary
 from .compiling import compile as compile_pipe
-from .configs import CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
+from .configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
 from .distributed import check_parallel, enable_context_parallel, init_process_group, is_rank_zero
 from .factory import check_combination, config_for
 from .images import save_grid
@@ -32,7 +33,7 @@ from .pipelines import check_model, load_pipeline, resolve_device
 from .stats import format_summary
 
 log = logging.getLogger(__name__)
-_BASELINES: dict[str, "Generation"] = {}  # uncached runs, reused by every sweep job with the same model and seed
+_BASELINES: dict[str, object] = {}  # uncached runs (and fewer-steps references), reused by every job of a sweep
 _WARM: set[int] = set()
 
 
@@ -136,9 +137,10 @@ def run_generation(
     inputs = family.inputs(pipe, run.model)
     _warm_up(pipe, inputs, family.output)  # also pays the compilation, outside the timed runs
 
-    baseline, baseline_source = None, None
+    baseline, baseline_source, reference = None, None, []
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
         baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir, family.output)
+        reference = _fewer_steps(pipe, run, inputs, baseline, baseline_dir, family, in_sweep=baseline_dir is not None)
     result, cache_summary = _cached_run(pipe, run, inputs, family.output)
 
     stats = {
@@ -164,6 +166,8 @@ def run_generation(
         stats["speedup"] = baseline.median_seconds / result.median_seconds
         stats["baseline_reused"] = baseline_source != "computed"  # computed once per (model, seed, steps, repeats)
         stats["baseline_source"] = baseline_source  # computed | memory (earlier job, same process) | disk (sweep dir)
+        if reference:
+            stats["fewer_steps"] = reference  # the uncached fewer-steps front this setting must beat
 
     # Outputs first: a metric that runs out of memory on a long video must not lose the images and timings.
     output_dir = Path(output_dir)
@@ -194,23 +198,75 @@ def _baseline(
     job compute it while the others wait), or computed now. Timings then come from the job that computed it."""
     # run.model holds the step count, size, dtype and guidance; the fingerprint the weights and the scheduler.
     key = repr((run.model, run.seed, run.repeats, pipeline_fingerprint(pipe)))
+
+    def load(path: Path) -> Generation:
+        with np.load(path) as data:
+            return Generation(data["images"], data["seconds"].tolist())
+
+    def save(generation: Generation, path: Path) -> None:
+        np.savez(path, images=generation.images, seconds=np.asarray(generation.seconds))
+
+    compute = lambda: _generate(pipe, inputs, run.seed, run.repeats, output)  # noqa: E731
+    return _once(key, baseline_dir, ".npz", compute, load, save)
+
+
+def fewer_steps_fractions(run: RunConfig, in_sweep: bool) -> list[float]:
+    """`run.fewer_steps`, or by default the standard reference in a sweep and none in a single run."""
+    if run.fewer_steps is not None:
+        return list(run.fewer_steps)
+    return list(DEFAULT_FEWER_STEPS) if in_sweep else []
+
+
+def _fewer_steps(pipe, run: RunConfig, inputs: dict, baseline: Generation, baseline_dir: Path | None,
+                 family, in_sweep: bool) -> list[dict]:
+    """The same model uncached with fewer steps, scored against `baseline` like a cached run: the reference a cache
+    must beat. Computed once per baseline (memo, or beside the sweep's baselines on disk) and shared by its jobs.
+    Ideal speedup is steps / fewer steps: every step runs every block."""
+    steps = inputs.get("num_inference_steps")
+    fractions = fewer_steps_fractions(run, in_sweep)
+    if not fractions or not isinstance(steps, int):  # a call without a step count (RFD4-Proteina) has no reference
+        return []
+    counts = sorted({max(1, round(f * steps)) for f in fractions} - {steps})
+    key = repr(("fewer_steps", counts, run.model, run.seed, run.repeats, pipeline_fingerprint(pipe)))
+
+    def compute() -> list[dict]:
+        rows = []
+        for count in tqdm(counts, desc="fewer steps (uncached reference)", leave=False):
+            generation = _generate(pipe, {**inputs, "num_inference_steps": count}, run.seed, run.repeats, family.output)
+            scores = fidelity(baseline.images, generation.images)
+            row = {"steps": count, "ideal_speedup": steps / count,
+                   "speedup": baseline.median_seconds / generation.median_seconds,
+                   **{k: scores[k] for k in ("psnr", "ssim", "max_abs_diff")}}
+            if family.quality is not None:
+                row.update(family.quality(generation.images, inputs))
+            rows.append(row)
+        return rows
+
+    rows, _ = _once(key, baseline_dir, ".fewer_steps.json", compute, lambda path: json.loads(path.read_text()),
+                    lambda rows, path: path.write_text(json.dumps(rows)))
+    return rows
+
+
+def _once(key: str, directory: Path | None, suffix: str, compute, load, save):
+    """`compute()` once per `key`, and where the value came from: this process's memo, `directory` (shared by the
+    processes of a parallel launcher: a file lock makes the first compute while the others wait), or computed."""
     if key in _BASELINES:
         return _BASELINES[key], "memory"
-    if baseline_dir is None:
-        _BASELINES[key] = _generate(pipe, inputs, run.seed, run.repeats, output)
+    if directory is None:
+        _BASELINES[key] = compute()
         return _BASELINES[key], "computed"
-    path = Path(baseline_dir) / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    path = Path(directory) / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_suffix(".lock")):
+    with _file_lock(path.with_name(path.name + ".lock")):
         if path.exists():
-            with np.load(path) as data:
-                generation, source = Generation(data["images"], data["seconds"].tolist()), "disk"
+            value, source = load(path), "disk"
         else:
-            generation, source = _generate(pipe, inputs, run.seed, run.repeats, output), "computed"
-            np.savez(path.with_suffix(".tmp.npz"), images=generation.images, seconds=np.asarray(generation.seconds))
-            os.replace(path.with_suffix(".tmp.npz"), path)  # readers never see a half-written file
-    _BASELINES[key] = generation
-    return generation, source
+            value, source = compute(), "computed"
+            temporary = path.with_name(f".tmp.{path.name}")
+            save(value, temporary)
+            os.replace(temporary, path)  # readers never see a half-written file
+    _BASELINES[key] = value
+    return value, source
 
 
 def pipeline_fingerprint(pipe) -> str:

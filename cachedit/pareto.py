@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .cache import disable_cache, enable_cache
 from .hooks._diffusers import HookRegistry
+from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
 from .metrics import fidelity
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
@@ -283,32 +284,6 @@ def _refuse_peers_that_skipped_nothing(table: list[dict], reference_blocks: int)
         if ok and all(r["blocks"] == reference_blocks for r in ok):
             for r in ok:
                 r["error"] = f"skipped no block at any setting of `{method}` (it does not apply to this model)"
-
-
-def front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[tuple[float, float]]:
-    """Non-dominated (speedup, score) points, by increasing speedup: each is faster than the previous, and worse."""
-    best = []
-    sign = 1 if higher_is_better else -1
-    for speed, score in sorted(points, key=lambda p: (-p[0], -sign * p[1])):
-        if not best or sign * score > sign * best[-1][1]:
-            best.append((speed, score))
-    return sorted(best)
-
-
-def speedup_at(points: list[tuple[float, float]], level: float, higher_is_better: bool = True) -> float | None:
-    """The highest speedup on the front that reaches `level`, interpolated linearly between front points."""
-    sign = 1 if higher_is_better else -1
-    pts = front(points, higher_is_better)
-    ok = [(s, v) for s, v in pts if sign * v >= sign * level]
-    if not ok:
-        return None
-    best = max(s for s, _ in ok)
-    faster = [(s, v) for s, v in pts if s > best]
-    if faster:
-        (s0, v0), (s1, v1) = max(ok), min(faster)
-        if v0 != v1 and math.isfinite(v0):
-            best = s0 + (s1 - s0) * (v0 - level) / (v0 - v1)
-    return best
 
 
 def levels_table(table: list[dict]) -> tuple[list[str], dict[str, dict[str, float | None]]]:

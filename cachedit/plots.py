@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fronts import pareto_mask
+
 MARKERS = "osD^vPX*<>"
 MAX_GRID_CELLS = 60
 
@@ -22,21 +24,13 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100)
 
 
-def pareto_mask(points: list[tuple[float, float]]) -> list[bool]:
-    """True for points no other point beats on both axes (higher is better on both; ``inf`` beats any finite)."""
-    return [
-        not any(qx >= px and qy >= py and (qx > px or qy > py) for qx, qy in points)
-        for px, py in points
-    ]
-
-
-def _panel(ax, rows: list[dict], x: str, xlabel: str) -> None:
+def _panel(ax, rows: list[dict], x: str, xlabel: str, fewer_steps: dict[tuple, list[dict]]) -> None:
     ok = [r for r in rows if r["status"] == "ok" and r.get(x) is not None and r.get("psnr") is not None]
     if not ok:
         ax.text(0.5, 0.5, "no successful job with a speedup and a PSNR", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    finite = [r["psnr"] for r in ok if math.isfinite(r["psnr"])]
+    finite = [r["psnr"] for r in [*ok, *(r for ref in fewer_steps.values() for r in ref)] if math.isfinite(r["psnr"])]
     ceiling = (max(finite) + 5) if finite else 60.0  # where identical outputs (PSNR = inf) are drawn
 
     def y(row: dict) -> float:
@@ -52,6 +46,12 @@ def _panel(ax, rows: list[dict], x: str, xlabel: str) -> None:
         for r in members:
             if r.get("threshold") is not None:
                 ax.annotate(f"{r['threshold']:g}", (r[x], y(r)), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for (model, _, steps), reference in fewer_steps.items():  # the reference a cache must beat
+        points = [(r[x], r["psnr"], r["steps"]) for r in sorted(reference, key=lambda r: -r["steps"]) if r.get(x) is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color="grey", linestyle="-.", marker="|",
+                label=f"fewer steps, no cache ({model}, of {steps})")
+        for px, py, count in points:
+            ax.annotate(str(count), (px, py), textcoords="offset points", xytext=(-4, -10), fontsize=7, color="grey")
     front = [r for r, keep in zip(ok, pareto_mask([(r[x], r["psnr"]) for r in ok])) if keep]
     front.sort(key=lambda r: r[x])
     ax.plot([r[x] for r in front], [y(r) for r in front], "k--", linewidth=1.2, label="Pareto front")
@@ -67,13 +67,15 @@ def _panel(ax, rows: list[dict], x: str, xlabel: str) -> None:
     ax.legend(fontsize=7, loc="lower left")
 
 
-def plot_pareto(rows: list[dict], path: Path) -> Path:
+def plot_pareto(rows: list[dict], path: Path, fewer_steps: dict[tuple, list[dict]] | None = None) -> Path:
     """Left: measured speedup vs PSNR; right: ideal speedup (share of blocks skipped) vs PSNR. One series per
-    algorithm/Fn/Bn, points labelled with their threshold, Pareto front circled and dashed."""
+    algorithm/Fn/Bn, points labelled with their threshold, Pareto front circled and dashed; `fewer_steps`
+    ((model, seed, steps) -> uncached rows at fewer steps) is drawn as the reference, labelled with step counts."""
     fig = _figure(13, 5)
     left, right = fig.subplots(1, 2)
-    _panel(left, rows, "speedup", "speedup vs uncached (measured wall time)")
-    _panel(right, rows, "ideal_speedup", "ideal speedup = 1 / (1 - share of block computations skipped)")
+    _panel(left, rows, "speedup", "speedup vs uncached (measured wall time)", fewer_steps or {})
+    _panel(right, rows, "ideal_speedup", "ideal speedup = 1 / (1 - share of block computations skipped)",
+           fewer_steps or {})
     failed = sum(r["status"] != "ok" for r in rows)
     fig.suptitle(f"{len(rows)} jobs ({failed} failed): speed against fidelity; upper right is better")
     fig.savefig(path, bbox_inches="tight")

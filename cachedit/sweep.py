@@ -15,7 +15,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .plots import pareto_mask, plot_grid, plot_pareto
+from .fronts import pareto_mask, speedup_at
+from .plots import plot_grid, plot_pareto
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class SweepSummary:
     missing: list[str]  # job directories without stats.json
     files: dict[str, Path] = field(default_factory=dict)
     tuned: dict | None = None  # {"path", "command", "job", "objective"} after a tuning sweep
+    # (model, seed, steps) -> the uncached fewer-steps rows its jobs carry ({"steps", "ideal_speedup", "psnr", ...})
+    fewer_steps: dict[tuple, list[dict]] = field(default_factory=dict)
 
 
 def _get(mapping: dict | None, *keys, default=None):
@@ -101,6 +104,62 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
     missing = [d.relative_to(sweep_dir).as_posix() for d in job_dirs if d not in with_stats]
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["job"] is None, rows[i]["job"] or 0, rows[i]["dir"]))
     return [rows[i] for i in order], missing, [records[i] for i in order]
+
+
+def _group(row: dict) -> tuple:
+    return row.get("model"), row.get("seed"), row.get("steps")
+
+
+def fewer_steps_references(rows: list[dict], records: list[dict]) -> dict[tuple, list[dict]]:
+    """Per (model, seed, steps): the fewer-steps reference the first job with that baseline recorded."""
+    references: dict[tuple, list[dict]] = {}
+    for row, stats in zip(rows, records):
+        if stats.get("fewer_steps"):
+            references.setdefault(_group(row), stats["fewer_steps"])
+    return references
+
+
+def verdict(pick: dict, reference: list[dict] | None) -> str:
+    """One line: does `pick` beat simply running fewer steps at its PSNR, and by how much (ideal speedups)."""
+    if not reference:
+        return ("No fewer-steps reference was run for this baseline (`fewer_steps=[]`, or a single run): "
+                "add `fewer_steps=[0.5,0.7,0.9]` to compare.")
+    ideal, psnr = pick.get("ideal_speedup"), pick.get("psnr")
+    if ideal is None or psnr is None:
+        return "The suggested setting has no ideal speedup or PSNR to compare with fewer steps."
+    rival = speedup_at([(r["ideal_speedup"], r["psnr"]) for r in reference], psnr)
+    if rival is None:
+        fewest = max(reference, key=lambda r: r["psnr"])
+        return (f"**Beats fewer steps:** no fewer-steps run reaches its {_fmt(psnr, '.1f')} dB (the best, "
+                f"{fewest['steps']} steps, reaches {_fmt(fewest['psnr'], '.1f')} dB); it runs {ideal:.2f}x less work.")
+    steps = pick.get("steps")
+    equal_steps = f" (about {steps / rival:.0f} of {steps} steps)" if steps else ""
+    if ideal > rival:
+        return (f"**Beats fewer steps by {ideal / rival:.2f}x:** at its {_fmt(psnr, '.1f')} dB, fewer steps give "
+                f"{rival:.2f}x{equal_steps}; this setting gives {ideal:.2f}x (ideal speedups: counted work).")
+    return (f"**Does not beat fewer steps** ({ideal / rival:.2f}x): at its {_fmt(psnr, '.1f')} dB, simply running "
+            f"fewer steps gives {rival:.2f}x{equal_steps} against this setting's {ideal:.2f}x (ideal speedups). "
+            f"Use `model.num_inference_steps` instead, or a stronger cache.")
+
+
+def _reference_lines(summary: SweepSummary) -> list[str]:
+    lines = ["", "## Reference: fewer steps, no cache", ""]
+    if not summary.fewer_steps:
+        return lines + ["Not run (`fewer_steps=[]`, or no job compared with a baseline)."]
+    for (model, seed, steps), reference in summary.fewer_steps.items():
+        quality = sorted({k for r in reference for k in r} - {"steps", "ideal_speedup", "speedup", "psnr", "ssim",
+                                                               "max_abs_diff"})
+        lines += [f"`{model}`, seed {seed}: the baseline's {steps} steps against fewer, uncached. "
+                  f"A cache is worth it only above this front.", ""]
+        head = ["steps", "ideal", "speedup", "PSNR", "SSIM", "max diff", *quality]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in sorted(reference, key=lambda r: -r["steps"]):
+            cells = [str(r["steps"]), _fmt(r["ideal_speedup"], ".2f"), _fmt(r.get("speedup"), ".2f"),
+                     _fmt(r["psnr"], ".1f"), _fmt(r.get("ssim"), ".3f"), _fmt(r.get("max_abs_diff"), ".3g"),
+                     *(_fmt(r.get(q), ".3f") for q in quality)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines[:-1]
 
 
 def mark_pareto(rows: list[dict], x: str = "speedup") -> None:
@@ -193,10 +252,15 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
         lines.append(f"Job {pick['job']}: {pick['label']}, {pick['speedup']:.2f}x, PSNR {_fmt(pick['psnr'], '.1f')} dB. "
                      f"Run it with `{command(pick)}`, or commit its `cache.*` values as "
                      f"`conf/preset/{pick['model']}_{pick['algorithm']}.yaml`.")
+        lines += ["", verdict(pick, summary.fewer_steps.get(_group(pick)))]
     if summary.tuned is not None:
         t = summary.tuned
         lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}). "
                   f"Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
+        best = next((r for r in rows if r["job"] == t["job"] and r["status"] == "ok"), None)
+        if best is not None:
+            lines += ["", verdict(best, summary.fewer_steps.get(_group(best)))]
+    lines += _reference_lines(summary)
     if failed:
         lines += ["", "## Failed jobs", ""] + [f"- job {r['job']} (`{command(r)}`): {r['error']}" for r in failed]
     if summary.missing:
@@ -224,7 +288,7 @@ def summarize(sweep_dir: Path, psnr_floor: float = 30.0) -> SweepSummary:
     sweep_dir = Path(sweep_dir)
     rows, missing, records = collect(sweep_dir)
     mark_pareto(rows)
-    summary = SweepSummary(sweep_dir, rows, missing)
+    summary = SweepSummary(sweep_dir, rows, missing, fewer_steps=fewer_steps_references(rows, records))
     tune = _tune_config(records)
     if tune is not None:
         for row, stats in zip(rows, records):
@@ -238,6 +302,6 @@ def summarize(sweep_dir: Path, psnr_floor: float = 30.0) -> SweepSummary:
     summary.files["csv"] = write_csv(rows, sweep_dir / "summary.csv")
     summary.files["md"] = sweep_dir / "summary.md"
     summary.files["md"].write_text(markdown(summary, psnr_floor))
-    summary.files["pareto"] = plot_pareto(rows, sweep_dir / "pareto.png")
+    summary.files["pareto"] = plot_pareto(rows, sweep_dir / "pareto.png", summary.fewer_steps)
     summary.files["grid"] = plot_grid(rows, sweep_dir, sweep_dir / "grid.png")
     return summary

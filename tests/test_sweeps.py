@@ -89,6 +89,20 @@ def test_the_baseline_is_computed_once_and_reused(sweep):
     assert len(list((sweep / "baselines").glob("*.npz"))) == 1
 
 
+def test_the_sweep_runs_fewer_steps_once_as_the_reference_its_summary_and_plot_show(sweep):
+    stats = [json.loads((sweep / r["dir"] / "stats.json").read_text()) for r in read_csv(sweep / "summary.csv")[:2]]
+    reference = stats[0]["fewer_steps"]
+    assert stats[1]["fewer_steps"] == reference  # computed once, shared by the jobs of this baseline
+    assert [r["steps"] for r in reference] == [2, 4, 5, 6, 7, 8, 9]  # the default fractions 0.25-0.9 of 10 steps
+    assert [r["ideal_speedup"] for r in reference] == [10 / k for k in (2, 4, 5, 6, 7, 8, 9)]
+    assert reference[-1]["psnr"] > reference[0]["psnr"] and "accuracy" in reference[0]
+    assert len(list((sweep / "baselines").glob("*.fewer_steps.json"))) == 1
+    table = (sweep / "summary.md").read_text()
+    assert "## Reference: fewer steps, no cache" in table and "| 9 | 1.11 |" in table
+    suggested = table.split("## Suggested preset")[1].split("##")[0]
+    assert "beat fewer steps" in suggested.lower()  # the one-line verdict under the suggested preset
+
+
 def test_collect_reproduces_the_summary_and_lists_jobs_without_stats(sweep, tmp_path, capsys):
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
