@@ -1,64 +1,26 @@
 """A real `python -m runners.serve` process on 127.0.0.1 and a real HTTP client: generation, per-request overrides,
 bad requests (4xx naming the key, the server still serves), concurrency and aborted requests (results exact)."""
 
-import base64
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-STARTUP_S = 240  # importing torch/diffusers on a loaded 2-core machine; polled, so usually far less
+from tests.helpers.serve import pngs, serve
+
 BASE = {"class_labels": [3, 7], "num_inference_steps": 16, "guidance_scale": 2.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runners.serve", f"server.port={port}", "server.max_images=4"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
+    with serve("server.max_images=4") as client:
         yield client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def generate(client, **request) -> dict:
     response = client.post("/v1/images/generations", json={**BASE, **request})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def pngs(body: dict) -> list[bytes]:
-    return [base64.b64decode(item["b64_json"]) for item in body["data"]]
 
 
 def test_generate_returns_pngs_and_the_request_cache_summary(server):
@@ -125,7 +87,7 @@ def test_concurrent_requests_equal_their_sequential_results(server):
 def test_an_aborted_request_leaves_the_next_exact(server):
     expected = pngs(generate(server, seed=5))
     port = server.base_url.port
-    for _ in range(3):  # the client goes away mid-request: the server finishes it, then serves the next one fresh
+    for _ in range(3):  # the client goes away (before or during the work): the work stops, the next is fresh
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             body = b'{"class_labels": [1, 2], "num_inference_steps": 30, "seed": 9}'
             sock.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

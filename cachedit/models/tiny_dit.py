@@ -8,6 +8,7 @@ Train them anew with `python -m runners.train_tiny` (recipe: `conf/train_tiny.ya
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,7 @@ class TinyDiTPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "transformer"
+    _callback_tensor_inputs = ["latents"]
 
     def __init__(self, transformer: DiTTransformer2DModel, scheduler: FlowMatchEulerDiscreteScheduler):
         super().__init__()
@@ -159,6 +161,8 @@ class TinyDiTPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""
         Generate one image per requested class.
@@ -172,11 +176,22 @@ class TinyDiTPipeline(DiffusionPipeline):
             output_type (`str`, defaults to `"pil"`): `"pil"` (grayscale images), `"np"` (`(B, 16, 16, 1)`
                 float32) or `"pt"` (`(B, 1, 16, 16)`); values in [0, 1].
             return_dict (`bool`, defaults to `True`): return an [`ImagePipelineOutput`] rather than a tuple.
+            callback_on_step_end (`Callable`, *optional*): called after each step as diffusers pipelines do,
+                ``callback_on_step_end(self, step_index, timestep, callback_kwargs)``; the dict it returns may replace
+                `latents`. An exception it raises stops the generation between steps (the server's timeouts).
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): the tensors put in
+                `callback_kwargs`; only `latents` exists here.
 
         Returns:
             [`ImagePipelineOutput`] or `tuple`: the images, in the order of `class_labels`.
         """
         labels = self._check_inputs(class_labels, num_inference_steps, guidance_scale, output_type)
+        tensor_inputs = callback_on_step_end_tensor_inputs
+        tensor_inputs = ["latents"] if tensor_inputs is None else tensor_inputs
+        unknown = [name for name in tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {unknown}")
         device, dtype = self._execution_device, self.transformer.dtype
         do_cfg = guidance_scale > 1.0
         config = self.transformer.config
@@ -200,6 +215,10 @@ class TinyDiTPipeline(DiffusionPipeline):
                 v_cond, v_null = velocity.chunk(2)
                 velocity = v_null + guidance_scale * (v_cond - v_null)
             latents = self.scheduler.step(velocity, t, latents).prev_sample
+            if callback_on_step_end is not None:
+                available = {"latents": latents}
+                outputs = callback_on_step_end(self, i, t, {name: available[name] for name in tensor_inputs})
+                latents = outputs.pop("latents", latents)
 
         images = (latents.float() / 2 + 0.5).clamp(0, 1)
         if output_type != "pt":

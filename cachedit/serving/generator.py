@@ -4,13 +4,23 @@ Per request, under one lock: the request's config is enabled, the pipeline runs,
 pipeline holds no cache between requests, so an override cannot leak into the next request, and a request that
 raises (or whose client went away) leaves nothing behind. A lock rather than a pool: one pipeline's weights once
 in memory, and the tiny models are latency-bound anyway (README: serving benchmark).
+
+A request's deadline (`timeout_s`, or `server.request_timeout_s`) counts from its arrival, queueing included. It is
+checked while the request waits for the lock, before its first step, and between denoising steps through the
+pipeline's `callback_on_step_end`, which raises `RequestTimeout`; the same callback raises `ClientDisconnected` once
+the app has seen the client go away. The exception unwinds the pipeline call, the hooks come off as for any error,
+and the next request starts fresh. A pipeline without `callback_on_step_end` is only stopped before it starts.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
+import inspect
 import io
+import logging
+import math
 import threading
 import time
 
@@ -29,8 +39,59 @@ from .config import ServerConfig
 OUR_SIZE_KEYS = ("height", "width")
 
 
+LOCK_POLL_S = 0.05  # how often a queued request looks at its deadline and its client
+
+log = logging.getLogger(__name__)
+
+
 class BadRequest(ValueError):
     """A request the server refuses before any work, with a message naming the bad key."""
+
+
+class RequestStopped(Exception):
+    """A generation stopped before its end; `step` denoising steps of `steps` had run."""
+
+    def __init__(self, message: str, step: int, steps: int) -> None:
+        super().__init__(message)
+        self.step, self.steps = step, steps
+
+
+class RequestTimeout(RequestStopped):
+    """The request's deadline passed: answered 504."""
+
+    def __init__(self, timeout_s: float, step: int, steps: int) -> None:
+        where = "while queued, before its first step" if step == 0 else f"after step {step} of {steps}"
+        super().__init__(f"Request exceeded its timeout of {timeout_s:g} s; stopped {where}.", step, steps)
+        self.timeout_s = timeout_s
+
+
+class ClientDisconnected(RequestStopped):
+    """The client went away: its work stops, nobody reads the answer."""
+
+    def __init__(self, step: int, steps: int) -> None:
+        super().__init__(f"Client disconnected; stopped after step {step} of {steps}.", step, steps)
+
+
+@dataclasses.dataclass
+class StopCheck:
+    """When one request must stop: its deadline (`time.monotonic`) or its client gone (set by the app)."""
+
+    steps: int
+    timeout_s: float | None = None
+    deadline: float | None = None
+    disconnected: threading.Event | None = None
+
+    def check(self, step: int) -> None:
+        if self.disconnected is not None and self.disconnected.is_set():
+            raise ClientDisconnected(step, self.steps)
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise RequestTimeout(self.timeout_s, step, self.steps)
+
+    def on_step_end(self, pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
+        """`callback_on_step_end` of diffusers pipelines: raises between steps; after the last one, lets it finish."""
+        if step_index + 1 < self.steps:
+            self.check(step_index + 1)
+        return callback_kwargs
 
 
 @dataclasses.dataclass
@@ -46,6 +107,22 @@ class CachedGenerator:
         self.family = get_family(model.name)
         self.lock = threading.Lock()
         pipe.set_progress_bar_config(disable=True)
+        # looked up on the class as loaded: `enable_cache` later wraps `__call__` as (*args, **kwargs)
+        self.stops_between_steps = "callback_on_step_end" in inspect.signature(type(pipe).__call__).parameters
+        if not self.stops_between_steps:
+            log.warning("%s has no `callback_on_step_end`: a timeout or a client that goes away stops a request "
+                        "only before its first step, not while it runs.", type(pipe).__name__)
+
+    def timeout(self, request: dict) -> float | None:
+        """The request's `timeout_s`, checked (the app's schema already refuses most bad values), or the server's."""
+        value, ceiling = request.get("timeout_s"), self.server.request_timeout_s
+        if value is None:
+            return ceiling
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise BadRequest(f"`timeout_s` must be a number of seconds > 0, got {value!r}.")
+        if ceiling is not None and value > ceiling:
+            raise BadRequest(f"`timeout_s` must be at most `server.request_timeout_s`={ceiling:g}, got {value!r}.")
+        return float(value)
 
     def request_model(self, request: dict) -> ModelConfig:
         """The model config of one request: the server's, with the request's prompt, labels, size, steps, guidance."""
@@ -100,15 +177,25 @@ class CachedGenerator:
         except (ValueError, TypeError) as error:
             raise BadRequest(f"`cache_config`: {error}") from None
 
-    def generate(self, request: dict) -> Generation:
+    def generate(self, request: dict, received: float | None = None,
+                 disconnected: threading.Event | None = None) -> Generation:
+        """Run one request; `received` (`time.monotonic()` at arrival) starts its deadline, `disconnected` is set
+        by the app when the client goes away. Raises `BadRequest`, `RequestTimeout` or `ClientDisconnected`."""
+        received = time.monotonic() if received is None else received
         model = self.request_model(request)
         loaded = self.cache_config(request.get("cache_config"))
+        timeout = self.timeout(request)
+        stop = StopCheck(model.num_inference_steps, timeout, None if timeout is None else received + timeout,
+                         disconnected)
         inputs = self.family.inputs(self.pipe, model)
         inputs["output_type"] = "np"
+        if self.stops_between_steps:
+            inputs["callback_on_step_end"] = stop.on_step_end
         seed = request.get("seed")
         generator = torch.Generator(device=self.pipe.device)
         generator.manual_seed(seed) if seed is not None else generator.seed()
-        with self.lock:  # one request at a time on this pipeline: its cache state is per model
+        with self._queued(stop):  # one request at a time on this pipeline: its cache state is per model
+            stop.check(0)
             try:
                 cachedit.enable_cache(self.pipe, **loaded.as_kwargs())
             except ValueError as error:  # e.g. Fn + Bn too large for this model, TaylorSeer warmup
@@ -127,6 +214,16 @@ class CachedGenerator:
         if images is None:
             images = output[0]
         return Generation([_png_base64(image) for image in to_uint8(np.asarray(images))], summary, seconds)
+
+    @contextlib.contextmanager
+    def _queued(self, stop: StopCheck):
+        """Hold the lock; while waiting for it, give up once the deadline passes or the client is gone."""
+        while not self.lock.acquire(timeout=LOCK_POLL_S):
+            stop.check(0)
+        try:
+            yield
+        finally:
+            self.lock.release()
 
 
 def _png_base64(image: np.ndarray) -> str:
