@@ -170,3 +170,14 @@ def test_the_server_timeout_is_checked_like_the_other_settings(value):
         ServerConfig(request_timeout_s=value)
     assert ServerConfig(request_timeout_s=None).request_timeout_s is None
     assert ServerConfig(request_timeout_s=2.5).request_timeout_s == 2.5
+
+
+def test_both_embedded_models_take_class_labels_and_refuse_a_prompt(generator):
+    """Both draw a digit per image: a prompt would be ignored, so it is refused; labels reach the call."""
+    assert generator.request_model({"class_labels": [4, 5], "n": 2}).class_labels == [4, 5]
+    with pytest.raises(BadRequest, match=rf"`prompt`: `{generator.model.name}` draws digits; send `class_labels`"):
+        generator.request_model({"prompt": "a seven"})
+    with pytest.raises(BadRequest, match=r"draws 16x16 images only, got '32x32'"):
+        generator.request_model({"size": "32x32"})
+    four, five = (generator.generate({"class_labels": [label], "seed": 1}).images for label in (4, 5))
+    assert four != five

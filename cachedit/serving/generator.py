@@ -37,6 +37,7 @@ from ..models.families import get_family
 from .config import ServerConfig
 
 OUR_SIZE_KEYS = ("height", "width")
+DIGIT_MODELS = ("tiny_dit", "tiny_flux")  # the embedded models: a digit class per image, 16x16 pixels
 
 
 LOCK_POLL_S = 0.05  # how often a queued request looks at its deadline and its client
@@ -124,6 +125,11 @@ class CachedGenerator:
             raise BadRequest(f"`timeout_s` must be at most `server.request_timeout_s`={ceiling:g}, got {value!r}.")
         return float(value)
 
+    @property
+    def _draws_digits(self) -> bool:
+        """The embedded models are conditioned on a digit class, not on text: requests name `class_labels`."""
+        return self.model.name in DIGIT_MODELS
+
     def request_model(self, request: dict) -> ModelConfig:
         """The model config of one request: the server's, with the request's prompt, labels, size, steps, guidance."""
         changes = {"num_images": request.get("n") or 1}
@@ -135,9 +141,9 @@ class CachedGenerator:
         if request.get("guidance_scale") is not None:
             changes["guidance_scale"] = request["guidance_scale"]
         labels = request.get("class_labels")
-        if self.model.name == "tiny_dit":
+        if self._draws_digits:
             if request.get("prompt") is not None:
-                raise BadRequest("`prompt`: the tiny DiT draws digits; send `class_labels` (0..9) instead.")
+                raise BadRequest(f"`prompt`: `{self.model.name}` draws digits; send `class_labels` (0..9) instead.")
             if labels is not None and (not labels or any(not 0 <= label <= 9 for label in labels)):
                 raise BadRequest(f"`class_labels` must be digits in 0..9, got {labels}.")
             changes["class_labels"] = labels if labels is not None else [0]
@@ -161,9 +167,9 @@ class CachedGenerator:
             width, height = (int(side) for side in size.lower().split("x"))
         except ValueError:
             raise BadRequest(f"`size` must be WIDTHxHEIGHT, e.g. '512x512', got {size!r}.") from None
-        if self.model.name == "tiny_dit":
+        if self._draws_digits:
             if (width, height) != (16, 16):
-                raise BadRequest(f"`size`: the tiny DiT draws 16x16 images only, got {size!r}.")
+                raise BadRequest(f"`size`: `{self.model.name}` draws 16x16 images only, got {size!r}.")
             return {}
         if width <= 0 or height <= 0 or width % 8 or height % 8:
             raise BadRequest(f"`size` sides must be positive multiples of 8, got {size!r}.")
