@@ -78,6 +78,10 @@ class DBCacheConfig:
             `None` means all `Bn` blocks always compute.
         non_compute_blocks_diff_threshold (`float`, defaults to `0.08`):
             Change above which trailing blocks outside `Bn_compute_blocks_ids` compute even on cached steps.
+        cache_encoder (`bool`, defaults to `True`): on a skipped span, move the encoder (text) stream of
+            dual-stream blocks (FLUX, SD3, ...) by its cached residual too. `False` leaves the text tokens as they
+            entered the span. Only the image tokens leave the transformer, so this changes the output only
+            through the trailing `Bn` blocks: with `Bn=0` both give the same images.
         per_transformer (`dict`, defaults to `{}`): knob overrides per transformer of a multi-transformer
             pipeline, e.g. Wan 2.2 ``{transformer_2: {max_warmup_steps: 2, residual_diff_threshold: 0.12}}``.
     """
@@ -91,6 +95,7 @@ class DBCacheConfig:
     max_continuous_cached_steps: int = -1
     Bn_compute_blocks_ids: list[int] | None = None
     non_compute_blocks_diff_threshold: float = 0.08
+    cache_encoder: bool = True
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

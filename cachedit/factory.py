@@ -33,6 +33,11 @@ def check_combination(config, taylorseer: TaylorSeerConfig | None = None) -> Non
         )
     if not isinstance(config, DBCacheConfig):
         raise ValueError(f"`taylorseer.order={order}` forecasts DBCache's skipped span; it needs `cache=dbcache` or `cache=fbcache`.")
+    if not config.cache_encoder and taylorseer.encoder:
+        raise ValueError(
+            "`cache.cache_encoder=false` leaves the text stream as it entered a skipped span, so there is nothing "
+            "to forecast on it: set `taylorseer.encoder=false` too (TaylorSeer on the image stream only)."
+        )
 
 
 def config_for(config, transformer: str, known: list[str]):

@@ -113,6 +113,26 @@ def test_cachedit_positive_threshold_caches_a_measured_number_of_steps(pipe, ref
     assert 0 < (images - reference).abs().max() < 0.5
 
 
+def test_the_text_stream_left_uncached_matters_only_through_trailing_blocks(pipe):
+    """`cache_encoder=False`: text tokens pass a skipped span as they entered it. Only image tokens leave the
+    transformer, so with Bn=0 the images are the same; with Bn=4 the trailing blocks see the stale text."""
+    knobs = dict(residual_diff_threshold=0.3, max_warmup_steps=2)
+    for Fn, Bn, same in ((4, 0, True), (4, 4, False)):
+        cached, with_text = _cachedit(pipe, Fn=Fn, Bn=Bn, **knobs)
+        passed, without_text = _cachedit(pipe, Fn=Fn, Bn=Bn, cache_encoder=False, **knobs)
+        assert with_text["cached_steps"] == without_text["cached_steps"] > 0
+        assert torch.equal(cached, passed) is same, (Fn, Bn)
+
+
+def test_taylorseer_on_a_text_stream_left_uncached_is_refused():
+    from cachedit.configs import TaylorSeerConfig
+    from cachedit.factory import check_combination
+
+    with pytest.raises(ValueError, match=r"set `taylorseer.encoder=false` too"):
+        check_combination(DBCacheConfig(cache_encoder=False), TaylorSeerConfig(order=1))
+    check_combination(DBCacheConfig(cache_encoder=False), TaylorSeerConfig(order=1, encoder=False))
+
+
 @pytest.mark.parametrize("peer", ["diffusers_fbc", "cache_dit"])
 def test_peer_caches_run_unmodified_exact_at_zero_and_caching_above(pipe, reference, peer):
     zero, high = {

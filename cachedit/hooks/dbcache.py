@@ -170,6 +170,8 @@ class DBCacheEngine(StackEngine):
         for stream in self._forecast_streams(residual):
             forecast = state.forecasters[(segment, stream)].predict(state.position)
             estimate[stream] = inputs[stream] + forecast if by_residual else forecast
+        if ENCODER in estimate and not getattr(self.config, "cache_encoder", True):  # DBPrune has no such knob
+            estimate[ENCODER] = inputs[ENCODER]  # the text tokens pass the span as they entered it
         return estimate
 
     # ---------------------------------------------------------------- decisions
