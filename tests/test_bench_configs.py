@@ -17,6 +17,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 TINY = {  # few steps and images; the replica at 64 px
     "tiny_dit": ["model.num_inference_steps=3", "model.num_images=1", "model.class_labels=[0]"],
     "flux": ["model.height=64", "model.width=64", "model.num_inference_steps=3"],
+    "tiny_flux": ["model.num_inference_steps=3", "model.num_images=1", "model.class_labels=[0]"],
 }
 
 
