@@ -16,8 +16,10 @@ reaches a level (PSNR ≥ L, or Fréchet ≤ (1 + p) × uncached).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
-import math
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -28,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import disable_cache, enable_cache
-from .hooks._diffusers import HookRegistry
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
+from .hooks._diffusers import HookRegistry
 from .metrics import fidelity
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
@@ -164,6 +166,31 @@ def enable_diffusers(pipe, name: str, params: dict) -> Callable[[], None]:
     return undo
 
 
+CALIBRATE = "calibrate"  # `mag_ratios: calibrate` in a MagCacheConfig method: measured before its first setting runs
+_MAG_RATIOS: dict[tuple, list[float]] = {}
+
+
+def mag_ratios(pipe, call: dict, seed: int, output: str) -> list[float]:
+    """MagCache's per-step magnitude ratios for this pipeline and call, by diffusers' documented route: one run with
+    ``MagCacheConfig(calibrate=True)``, which prints the ratios (read back here from its output). Memoised per
+    pipeline and step count. Calibrate on another seed than the one evaluated."""
+    steps = call.get("num_inference_steps", 28)
+    key = (id(pipe), steps, seed)
+    if key not in _MAG_RATIOS:
+        undo = enable_diffusers(pipe, "MagCacheConfig", {"calibrate": True, "num_inference_steps": steps})
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                getattr(pipe(**call, generator=torch.Generator().manual_seed(seed)), output)
+        finally:
+            undo()
+        found = re.findall(r"MagCacheConfig\(mag_ratios=\.\.\.\):\s*\[([^\]]*)\]", printed.getvalue())
+        if not found:
+            raise MethodError(f"MagCache calibration printed no ratios (a run of {steps} steps per branch expected).")
+        _MAG_RATIOS[key] = [float(v) for v in found[-1].split(",")]
+    return _MAG_RATIOS[key]
+
+
 def enable_cache_dit(pipe, params: dict) -> Callable[[], None]:
     try:
         import cache_dit
@@ -233,7 +260,11 @@ def _run_one(pipe, inputs, outcome: Outcome, cachedit_args, counter: BlockCounte
             enable_cache(pipe, cache, **companions)
             undo = lambda: disable_cache(pipe)  # noqa: E731
         elif s.kind == "diffusers":
-            undo = enable_diffusers(pipe, s.params["config"], {**s.params["fixed"], **s.params["point"]})
+            params = {**s.params["fixed"], **s.params["point"]}
+            if params.get("mag_ratios") == CALIBRATE:
+                params["num_inference_steps"] = call.get("num_inference_steps", 28)
+                params["mag_ratios"] = mag_ratios(pipe, call, seed + 1, output)
+            undo = enable_diffusers(pipe, s.params["config"], params)
         elif s.kind == "cache_dit":
             undo = enable_cache_dit(pipe, {**s.params["fixed"], **s.params["point"]})
         counter.count = 0

@@ -56,6 +56,23 @@ def test_block_counter_counts_executions_not_calls():
     assert counter.count < 4 * 6  # the forecast steps ran no block
 
 
+def test_magcache_is_calibrated_first_then_skips_a_counted_number_of_blocks():
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    call = {"class_labels": [1, 7], "num_inference_steps": 10, "output_type": "np"}
+    ratios = pareto.mag_ratios(pipe, call, seed=1, output="images")
+    assert len(ratios) == 10 and ratios[0] == 1.0  # diffusers logs 1.0 for the first step, which has no predecessor
+    assert pareto.mag_ratios(pipe, call, seed=1, output="images") is ratios  # calibrated once per pipeline and call
+    settings = pareto.expand({"mag": {"kind": "diffusers", "config": "MagCacheConfig",
+                                      "fixed": {"mag_ratios": "calibrate", "retention_ratio": 0.2},
+                                      "grid": {"threshold": [0.0, 0.5]}}})
+    reference, outcomes = pareto.run_pareto(pipe, call, settings, None, seed=0, output="images")
+    table = pareto.rows(reference, outcomes, None)
+    assert [r["error"] for r in table] == ["", ""]
+    assert table[0]["blocks"] == reference.blocks == 10 * 6 and table[0]["psnr"] == float("inf")  # threshold 0: exact
+    assert table[1]["blocks"] < reference.blocks  # the steps MagCache skipped ran fewer blocks
+
+
 def test_tiny_pareto_run_writes_table_csv_and_plot(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
