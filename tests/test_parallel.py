@@ -12,8 +12,41 @@ from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConf
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric
 from cachedit.experiment import preflight
 from cachedit.parallel_check import cached_run, flux_replica
+from tests.helpers.parallel import cached_call, cp_cached, run_ranks, tiny_flux
 
 STEPS = 6
+
+
+def _assert_split_and_single_process_decisions(ranks: list[dict], steps: int, taylorseer: bool) -> None:
+    split, threshold = ranks[0]["split"], ranks[0]["threshold"]
+    local = sorted(rank["local"][split] for rank in ranks)
+    assert local[0] < threshold < local[1]  # alone, one rank would skip this step and the other compute it
+    assert ranks[0]["decisions"] == ranks[1]["decisions"]
+    pipe, inputs = tiny_flux(steps)
+    expected, decided = cached_call(pipe, inputs, threshold, taylorseer)  # one process, eager
+    assert set(decided) == {"transformer/cond", "transformer/uncond"}  # true CFG: two branches, each deciding
+    assert ranks[0]["decisions"] == decided and any("c" in d for d in decided.values())
+    for rank in ranks:
+        assert torch.allclose(rank["latents"], expected, atol=1e-5), (rank["latents"] - expected).abs().max()
+
+
+def test_two_forked_ulysses_ranks_with_true_cfg_decide_as_one_process(tmp_path):
+    # Forked ranks share the imported diffusers: ~10 s, so the default suite holds one real context-parallel run.
+    ranks = run_ranks(cp_cached(steps=4, taylorseer=False), tmp_path, deadline_s=90, collective_timeout_s=30)
+    _assert_split_and_single_process_decisions(ranks, 4, taylorseer=False)
+
+
+# eager: dynamo captures the blocks (breaks and graphs counted), ~30 s; inductor also generates code for them on each
+# rank, ~4 min on 2 shared cores under load.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_context_parallel_cache_taylorseer_cfg_and_regional_compile_together(tmp_path, backend):
+    ranks = run_ranks(cp_cached(steps=6, taylorseer=True, backend=backend), tmp_path, deadline_s=540,
+                      collective_timeout_s=180)
+    _assert_split_and_single_process_decisions(ranks, 6, taylorseer=True)
+    for rank in ranks:
+        assert rank["graph_breaks"] == 0  # the decisions and the reduction stay outside the compiled blocks
+        assert rank["graphs"] <= 4  # one per block class, at most one recompile each (dynamic shapes): none per call
 
 
 @pytest.mark.slow  # two processes each import diffusers and build the replica: ~85 s on 2 shared cores
