@@ -106,3 +106,35 @@ def test_a_transformer_without_a_context_parallel_plan_is_refused():
 
     with pytest.raises(ValueError, match=r"DiTTransformer2DModel has no context-parallel plan"):
         enable_context_parallel(load_tiny_dit().transformer, ParallelConfig(mode="ulysses", degree=2))
+
+
+def test_several_processes_with_parallel_none_are_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"2 processes were launched with `parallel=none`; set `parallel=ulysses parallel.degree=2`"):
+        check_parallel(ParallelConfig(), "cpu")
+
+
+def test_a_failure_on_a_nonzero_rank_is_written_under_a_rank_suffixed_name(tmp_path, monkeypatch):
+    from cachedit.experiment import write_failure
+
+    monkeypatch.setenv("RANK", "1")  # as torchrun sets it; no process group in this test
+    stats = write_failure(RuntimeError("out of memory"), tmp_path, {"model": {"name": "flux"}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failure.rank1.json"]  # rank 0's stats.json stays its own
+    assert json.loads((tmp_path / "failure.rank1.json").read_text())["error"] == "RuntimeError: out of memory"
+    assert stats["rank"] == 1
+    monkeypatch.setenv("RANK", "0")
+    write_failure(RuntimeError("timeout"), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failure.rank1.json", "stats.json"]
+
+
+def test_a_nonzero_rank_runs_hydra_in_a_scratch_directory_of_its_own(monkeypatch):
+    from runners.generate import _quiet_nonzero_rank
+
+    argv = ["generate.py", "parallel=ulysses", "hydra.run.dir=outputs/mine"]
+    monkeypatch.setenv("RANK", "0")
+    assert _quiet_nonzero_rank(argv) == argv
+    monkeypatch.setenv("RANK", "1")
+    quiet = _quiet_nonzero_rank(argv)
+    run_dirs = [arg.split("=", 1)[1] for arg in quiet if arg.startswith("hydra.run.dir=")]
+    assert len(run_dirs) == 1 and "cachedit-rank1-" in run_dirs[0]  # never the shared dir, never `${unique_dir:}`
+    assert os.path.isdir(run_dirs[0]) and "hydra.output_subdir=null" in quiet
