@@ -7,10 +7,12 @@ compiled graphs (a recompile adds one), output differences and decisions.
 
 Same config as runners.generate (model, cache, taylorseer, cfg, seed, repeats). Two copies of the pipeline, one
 compiled (`cachedit.compile(pipe, "regional")`, inductor), run in turn each repeat: eager uncached, compiled uncached,
-eager cached, compiled cached, so the machine's drifts hit all four alike. The first compiled calls (compilation)
+eager cached, compiled cached, so the machine's drifts hit all four alike. The compiled copy is a deep copy of the
+eager pipeline (loading twice would share an embedded model's transformer). The first compiled calls (compilation)
 are untimed. Writes compile_bench.json into the run directory and prints the table with the load average.
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -48,7 +50,11 @@ def main(config: DictConfig) -> dict:
         raise ValueError("`runners.bench_compile` compares cached and uncached runs: choose a cache (e.g. cache=dbcache).")
     preflight(run)
     family = get_family(run.model.name)
-    pipes = {"eager": load_pipeline(run.model), "regional": load_pipeline(run.model)}
+    eager = load_pipeline(run.model)
+    # A copy, not a second load: embedded models share one transformer between loads, which would compile both.
+    pipes = {"eager": eager, "regional": copy.deepcopy(eager)}
+    if pipes["regional"].transformer is eager.transformer:
+        raise RuntimeError("the copied pipeline shares the eager one's transformer; compiling it would compile both")
     for pipe in pipes.values():
         pipe.set_progress_bar_config(disable=True)
     inputs = family.inputs(pipes["eager"], run.model)
