@@ -67,9 +67,31 @@ def is_rank_zero() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def launch_rank() -> int:
+    """This process's global rank: the process group's, else torchrun's ``RANK`` (set before any group exists)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def broadcast_from_rank_zero(value):
+    """Rank 0's `value` on every rank of the default group (one object broadcast); `value` itself outside one."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def check_parallel(parallel: ParallelConfig, device: str) -> None:
     """Checks that need no process group and no weights, so a bad setting fails before any work."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if parallel.mode == ParallelMode.none:
+        if world > 1:  # every process would run the whole generation alone and each write a run of its own
+            raise ValueError(
+                f"{world} processes were launched with `parallel=none`; set `parallel=ulysses parallel.degree={world}` "
+                "to split one generation across them, or launch a single process."
+            )
         return
     if parallel.mode == ParallelMode.ring and torch.device(device).type == "cpu":
         raise ValueError(
@@ -77,7 +99,6 @@ def check_parallel(parallel: ParallelConfig, device: str) -> None:
             "diffusers' `native` backend, the only one that runs on CPU, cannot. Use `parallel=ulysses` on CPU, or "
             "ring on a GPU with a flash attention backend."
         )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if parallel.degree != world:
         raise ValueError(
             f"`parallel.degree={parallel.degree}` must equal the number of processes ({world}); launch with "

@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 from .cache import disable_cache, enable_cache, summary
 from .compiling import compile as compile_pipe
 from .configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
-from .distributed import check_parallel, enable_context_parallel, init_process_group, is_rank_zero
+from .distributed import (
+    broadcast_from_rank_zero,
+    check_parallel,
+    enable_context_parallel,
+    init_process_group,
+    is_rank_zero,
+    launch_rank,
+)
 from .factory import check_combination, config_for
 from .images import save_grid
 from .metrics import fidelity
@@ -102,6 +109,17 @@ def _parallelize(pipe, run: RunConfig) -> None:
     init_process_group(resolve_device(run.model), run.parallel.timeout_s)
     if getattr(pipe.transformer, "_parallel_config", None) is None:
         enable_context_parallel(pipe.transformer, run.parallel)
+
+
+def shared_output_dir(run: RunConfig, output_dir: Path) -> Path:
+    """Rank 0's run directory on every rank of a context-parallel launch (joining the process group for it), so a
+    failure on another rank is reported beside rank 0's outputs; `output_dir` itself for a single process."""
+    if run.parallel.mode == ParallelMode.none:
+        return Path(output_dir)
+    device = resolve_device(run.model)
+    check_parallel(run.parallel, device)  # the clear error for a launch without torchrun, before any rendezvous
+    init_process_group(device, run.parallel.timeout_s)
+    return Path(broadcast_from_rank_zero(str(output_dir)))
 
 
 def run_name(run: RunConfig) -> str:
@@ -299,7 +317,11 @@ def write_failure(
     error: BaseException, output_dir: Path, config: dict | None = None, overrides: list[str] | None = None,
     extra: dict | None = None,
 ) -> dict:
-    """Write ``stats.json`` with ``status: failed`` and the error for a job that raised; return those stats."""
+    """Write ``stats.json`` with ``status: failed`` and the error for a job that raised; return those stats.
+
+    Under torchrun only rank 0 writes ``stats.json``; another rank writes ``failure.rank<r>.json`` instead: its error
+    is often the root cause (rank 0 then times out in a collective or is stopped by torchrun before it can write),
+    and a rank-suffixed name never overwrites rank 0's record or passes for a job's stats in a sweep summary."""
     cache = (config or {}).get("cache") or {}
     stats = {
         "status": "failed",
@@ -312,9 +334,12 @@ def write_failure(
         "host": socket.gethostname(),
         **(extra or {}),
     }
+    rank = launch_rank()
+    if rank != 0:
+        stats["rank"] = rank
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / "stats.json", stats)
+    write_json(output_dir / ("stats.json" if rank == 0 else f"failure.rank{rank}.json"), stats)
     return stats
 
 

@@ -12,9 +12,12 @@ summary.csv, summary.md, pareto.png and grid.png (runners/callbacks.py). In a sw
 (``status: failed``) and the others go on; a single run that fails exits non-zero.
 """
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -23,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cachedit.conf_store import register_configs
-from cachedit.experiment import run_generation, write_failure
+from cachedit.experiment import run_generation, shared_output_dir, write_failure
 from cachedit.tuning import sweeper_value
 from runners.overrides import check_overrides
 
@@ -48,6 +51,7 @@ def main(config: DictConfig) -> dict | float:
     try:
         container = OmegaConf.to_container(config, resolve=True, enum_to_str=True)
         run = OmegaConf.to_object(config)  # typed dataclasses; __post_init__ validates ranges
+        output_dir = shared_output_dir(run, output_dir)  # under torchrun: rank 0's, so other ranks report there
         baselines = Path(hydra_config.sweep.dir) / "baselines" if multirun else None  # one baseline per sweep
         stats = run_generation(run, output_dir, container, overrides, extra=job, baseline_dir=baselines)
     except Exception as error:  # BasicLauncher runs every job in this process: record the failure and go on
@@ -61,13 +65,25 @@ def main(config: DictConfig) -> dict | float:
 
 
 def _quiet_nonzero_rank(argv: list[str]) -> list[str]:
-    """Under torchrun only rank 0 writes: the other ranks keep Hydra's config copy and log file to themselves."""
-    if int(os.environ.get("RANK", "0")) == 0:
+    """Under torchrun only rank 0 writes: the other ranks keep Hydra's config copy and log file to themselves, and
+    run in a temporary directory removed at exit. Each rank resolves `${unique_dir:...}` on its own, so a non-zero
+    rank given the default run dir would claim (and leave empty) a `_1` directory, or take the one rank 0 meant to
+    use; its failure report goes to rank 0's directory instead (`shared_output_dir`, `write_failure`)."""
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
         return argv
-    return [*argv, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    scratch = tempfile.mkdtemp(prefix=f"cachedit-rank{rank}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    argv = [arg for arg in argv if not arg.lstrip("+").startswith("hydra.run.dir=")]
+    return [*argv, f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m runners.generate ...``: check the overrides, then run."""
     check_overrides(sys.argv[1:])
     sys.argv = _quiet_nonzero_rank(sys.argv)
     main()
+
+
+if __name__ == "__main__":
+    cli()

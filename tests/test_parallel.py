@@ -12,8 +12,41 @@ from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConf
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric
 from cachedit.experiment import preflight
 from cachedit.parallel_check import cached_run, flux_replica
+from tests.helpers.parallel import cached_call, cp_cached, run_ranks, tiny_flux
 
 STEPS = 6
+
+
+def _assert_split_and_single_process_decisions(ranks: list[dict], steps: int, taylorseer: bool) -> None:
+    split, threshold = ranks[0]["split"], ranks[0]["threshold"]
+    local = sorted(rank["local"][split] for rank in ranks)
+    assert local[0] < threshold < local[1]  # alone, one rank would skip this step and the other compute it
+    assert ranks[0]["decisions"] == ranks[1]["decisions"]
+    pipe, inputs = tiny_flux(steps)
+    expected, decided = cached_call(pipe, inputs, threshold, taylorseer)  # one process, eager
+    assert set(decided) == {"transformer/cond", "transformer/uncond"}  # true CFG: two branches, each deciding
+    assert ranks[0]["decisions"] == decided and any("c" in d for d in decided.values())
+    for rank in ranks:
+        assert torch.allclose(rank["latents"], expected, atol=1e-5), (rank["latents"] - expected).abs().max()
+
+
+def test_two_forked_ulysses_ranks_with_true_cfg_decide_as_one_process(tmp_path):
+    # Forked ranks share the imported diffusers: ~10 s, so the default suite holds one real context-parallel run.
+    ranks = run_ranks(cp_cached(steps=4, taylorseer=False), tmp_path, deadline_s=90, collective_timeout_s=30)
+    _assert_split_and_single_process_decisions(ranks, 4, taylorseer=False)
+
+
+# eager: dynamo captures the blocks (breaks and graphs counted), ~30 s; inductor also generates code for them on each
+# rank, ~4 min on 2 shared cores under load.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_context_parallel_cache_taylorseer_cfg_and_regional_compile_together(tmp_path, backend):
+    ranks = run_ranks(cp_cached(steps=6, taylorseer=True, backend=backend), tmp_path, deadline_s=540,
+                      collective_timeout_s=180)
+    _assert_split_and_single_process_decisions(ranks, 6, taylorseer=True)
+    for rank in ranks:
+        assert rank["graph_breaks"] == 0  # the decisions and the reduction stay outside the compiled blocks
+        assert rank["graphs"] <= 4  # one per block class, at most one recompile each (dynamic shapes): none per call
 
 
 @pytest.mark.slow  # two processes each import diffusers and build the replica: ~85 s on 2 shared cores
@@ -73,3 +106,35 @@ def test_a_transformer_without_a_context_parallel_plan_is_refused():
 
     with pytest.raises(ValueError, match=r"DiTTransformer2DModel has no context-parallel plan"):
         enable_context_parallel(load_tiny_dit().transformer, ParallelConfig(mode="ulysses", degree=2))
+
+
+def test_several_processes_with_parallel_none_are_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"2 processes were launched with `parallel=none`; set `parallel=ulysses parallel.degree=2`"):
+        check_parallel(ParallelConfig(), "cpu")
+
+
+def test_a_failure_on_a_nonzero_rank_is_written_under_a_rank_suffixed_name(tmp_path, monkeypatch):
+    from cachedit.experiment import write_failure
+
+    monkeypatch.setenv("RANK", "1")  # as torchrun sets it; no process group in this test
+    stats = write_failure(RuntimeError("out of memory"), tmp_path, {"model": {"name": "flux"}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failure.rank1.json"]  # rank 0's stats.json stays its own
+    assert json.loads((tmp_path / "failure.rank1.json").read_text())["error"] == "RuntimeError: out of memory"
+    assert stats["rank"] == 1
+    monkeypatch.setenv("RANK", "0")
+    write_failure(RuntimeError("timeout"), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failure.rank1.json", "stats.json"]
+
+
+def test_a_nonzero_rank_runs_hydra_in_a_scratch_directory_of_its_own(monkeypatch):
+    from runners.generate import _quiet_nonzero_rank
+
+    argv = ["generate.py", "parallel=ulysses", "hydra.run.dir=outputs/mine"]
+    monkeypatch.setenv("RANK", "0")
+    assert _quiet_nonzero_rank(argv) == argv
+    monkeypatch.setenv("RANK", "1")
+    quiet = _quiet_nonzero_rank(argv)
+    run_dirs = [arg.split("=", 1)[1] for arg in quiet if arg.startswith("hydra.run.dir=")]
+    assert len(run_dirs) == 1 and "cachedit-rank1-" in run_dirs[0]  # never the shared dir, never `${unique_dir:}`
+    assert os.path.isdir(run_dirs[0]) and "hydra.output_subdir=null" in quiet

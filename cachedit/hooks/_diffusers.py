@@ -1,10 +1,28 @@
 """The one place that imports diffusers' hook internals (``StateManager`` is not re-exported by diffusers)."""
 
+from typing import NamedTuple
+
 import torch
 from diffusers.hooks.hooks import BaseState, HookRegistry, ModelHook, StateManager
 
 DEFAULT_BRANCH = "default"
 SHARED_BRANCH = "shared"
+
+
+class HostTimestep(NamedTuple):
+    shape: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+def host_timestep(timestep) -> HostTimestep | None:
+    """The timestep's shape and values on the host: the one device-to-host read of it per transformer call, shared
+    by branch detection and the loop-restart check (each read on its own would wait for the device again). A value
+    read already passes through; anything but a tensor counts as no timestep."""
+    if isinstance(timestep, HostTimestep):
+        return timestep
+    if isinstance(timestep, torch.Tensor):
+        return HostTimestep(tuple(timestep.shape), tuple(timestep.detach().flatten().tolist()))
+    return None
 
 
 class BranchStates(StateManager):
@@ -19,18 +37,17 @@ class BranchStates(StateManager):
     def __init__(self, state_cls, separate: bool = True) -> None:
         super().__init__(state_cls)
         self.separate = separate
-        self._last_timestep: torch.Tensor | None = None
+        self._last_timestep: HostTimestep | None = None
         self._repeat = 0  # calls so far at the current timestep, outside any cache context
 
     def begin_forward(self, timestep) -> None:
-        """Called before each transformer forward with its timestep (None where it has none)."""
-        if not isinstance(timestep, torch.Tensor) or self._context is not None:
+        """Called before each transformer forward with its timestep (a tensor or `host_timestep`'s; None if none)."""
+        timestep = host_timestep(timestep)
+        if timestep is None or self._context is not None:
             self._last_timestep, self._repeat = None, 0
             return
-        last = self._last_timestep
-        same = last is not None and last.shape == timestep.shape and torch.equal(last, timestep.to(last.device))
-        self._repeat = self._repeat + 1 if same else 0
-        self._last_timestep = timestep.detach().clone()
+        self._repeat = self._repeat + 1 if timestep == self._last_timestep else 0
+        self._last_timestep = timestep
 
     def reset(self) -> None:
         super().reset()
@@ -51,4 +68,5 @@ class BranchStates(StateManager):
         return self._state_cache[branch]
 
 
-__all__ = ["BaseState", "BranchStates", "DEFAULT_BRANCH", "HookRegistry", "ModelHook", "StateManager"]
+__all__ = ["BaseState", "BranchStates", "DEFAULT_BRANCH", "HookRegistry", "ModelHook", "StateManager", "HostTimestep",
+           "host_timestep"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..distributed import context_parallel_group
-from ._diffusers import HookRegistry, ModelHook
+from ._diffusers import HookRegistry, ModelHook, host_timestep
 from .call_owner import serves_current_call
 
 _CACHE_ROOT_HOOK = "cachedit_root"
@@ -39,7 +39,8 @@ class CacheRootHook(ModelHook):
         if self.engine.bypass:
             return args, kwargs
         self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
-        timestep = next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None)
+        # Read to the host once: branch detection and the engine's loop check both use it.
+        timestep = host_timestep(next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None))
         self.states.begin_forward(timestep)
         self.engine.begin_step(_latent_input(args, kwargs), timestep)
         return args, kwargs

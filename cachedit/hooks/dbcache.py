@@ -91,7 +91,7 @@ class DBCacheEngine(StackEngine):
         self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
         self.taylorseer = taylorseer if taylorseer is not None and taylorseer.order > 0 else None
 
-    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
+    def begin_step(self, hidden_states: torch.Tensor, timestep=None) -> None:
         super().begin_step(hidden_states, timestep)
         state = self.states.get_state()
         state.segment_inputs = {}

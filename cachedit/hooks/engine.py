@@ -11,7 +11,7 @@ import torch
 from ..adapters.patterns import ForwardPattern, StreamReader
 from ..configs import CFGCacheConfig, StepMaskConfig, StepMaskName
 from ..stats import CacheStats
-from ._diffusers import BranchStates
+from ._diffusers import BranchStates, HostTimestep, host_timestep
 from .step_mask import DECIDE, StepMask
 
 
@@ -60,7 +60,7 @@ class StackEngine:
         if self.mask is not None:
             self.mask.begin_call(num_inference_steps)
 
-    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
+    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | HostTimestep | None = None) -> None:
         """Called before each transformer forward: one step of the current branch begins."""
         state = self.states.get_state()
         if self._starts_new_loop(timestep):
@@ -78,9 +78,10 @@ class StackEngine:
         """Whether the branch's timestep turned back: a pipeline that runs one sampling loop per chunk, window, tile
         or stage within a call (AnyFlow-FAR, Framepack, Helios, Kandinsky 6 SR, MiniMax-Music3) starts the next one.
         The direction is learned from the loop itself (LongCat-AudioDiT's timesteps rise)."""
-        if not isinstance(timestep, torch.Tensor) or timestep.numel() == 0:
+        timestep = host_timestep(timestep)  # no second read when the root hook passes the host values
+        if timestep is None or not timestep.values:
             return False
-        t = float(timestep.detach().max())
+        t = max(timestep.values)
         last, direction = self.loops.get(self.states.branch, (None, 0))
         new_loop = False
         if last is not None and t != last:

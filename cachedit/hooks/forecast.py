@@ -31,7 +31,7 @@ class ForecastEngine(DBCacheEngine):
             )
         self.schedule = self.config.scheduled_steps(num_inference_steps)
 
-    def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | None = None) -> None:
+    def begin_step(self, hidden_states: torch.Tensor, timestep=None) -> None:
         super().begin_step(hidden_states, timestep)
         state = self.states.get_state()
         # the timestep the loop-restart check already read to the host this step: no second sync
