@@ -3,6 +3,7 @@
 Works from the files alone (each job's ``stats.json`` and images), so the Hydra callback at the end of a multirun
 and ``python -m runners.collect <sweep_dir>`` later produce the same summary. Job directories are those Hydra
 made (they hold ``.hydra/``); one without ``stats.json`` was killed before it could write it and is listed.
+
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .plots import pareto_mask, plot_grid, plot_pareto
+from .stats import speedup_notes
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ class SweepSummary:
     rows: list[dict]
     missing: list[str]  # job directories without stats.json
     files: dict[str, Path] = field(default_factory=dict)
-    tuned: dict | None = None  # {"path", "command", "job", "objective"} after a tuning sweep
+    tuned: dict | None = None  # {"path", "command", "job", "objective", "check"} after a tuning sweep; {"error"}
+    # when every trial skipped nothing
 
 
 def _get(mapping: dict | None, *keys, default=None):
@@ -152,9 +155,10 @@ def _timing_note(rows: list[dict]) -> list[str]:
 
 
 def recommend(rows: list[dict], psnr_floor: float) -> dict | None:
-    """The fastest cached setting whose PSNR is at least `psnr_floor` (measured speedup)."""
+    """The fastest setting that skips blocks and whose PSNR is at least `psnr_floor` (measured speedup): one that
+    skips nothing reaches any floor (PSNR = inf) and is never a suggestion."""
     good = [r for r in rows if r["status"] == "ok" and r["algorithm"] != "none" and r.get("speedup") is not None
-            and r.get("psnr") is not None and r["psnr"] >= psnr_floor]
+            and r.get("psnr") is not None and r["psnr"] >= psnr_floor and r.get("skipped_share")]  # skips something
     return max(good, key=lambda r: r["speedup"]) if good else None
 
 
@@ -181,6 +185,7 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
                  _fmt(r.get("ssim"), ".3f"), _fmt(r.get("max_abs_diff"), ".3g"),
                  *(_fmt(r.get(q), ".3f") for q in quality), "★" if r.get("pareto") else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += speedup_notes([{**r, "job": f"job {r['job']}"} for r in rows if r["status"] == "ok"], label="job")
     front = [r for r in rows if r.get("pareto")]
     lines += ["", "## Pareto front (measured speedup vs PSNR)", ""]
     lines += [f"- job {r['job']}: {r['label']}: {_fmt(r['speedup'], '.2f')}x, PSNR {_fmt(r['psnr'], '.1f')} dB"
@@ -193,10 +198,12 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
         lines.append(f"Job {pick['job']}: {pick['label']}, {pick['speedup']:.2f}x, PSNR {_fmt(pick['psnr'], '.1f')} dB. "
                      f"Run it with `{command(pick)}`, or commit its `cache.*` values as "
                      f"`conf/preset/{pick['model']}_{pick['algorithm']}.yaml`.")
-    if summary.tuned is not None:
+    if summary.tuned is not None and "error" in summary.tuned:
+        lines += ["", "## Tuned preset", "", f"**None.** {summary.tuned['error']}"]
+    elif summary.tuned is not None:
         t = summary.tuned
-        lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}). "
-                  f"Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
+        lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}, on ideal "
+                  f"speedup; {t['check']}). Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
     if failed:
         lines += ["", "## Failed jobs", ""] + [f"- job {r['job']} (`{command(r)}`): {r['error']}" for r in failed]
     if summary.missing:
@@ -229,11 +236,17 @@ def summarize(sweep_dir: Path, psnr_floor: float = 30.0) -> SweepSummary:
     if tune is not None:
         for row, stats in zip(rows, records):
             row["objective"] = tuning.objective(stats, tune)
-        winner = tuning.best(records, tune)
+        try:
+            winner = tuning.best(records, tune)
+        except tuning.NothingSkipped as error:  # said in summary.md; the sweep's callback then exits non-zero
+            log.error(str(error))
+            summary.tuned = {"error": str(error)}
+            winner = None
         if winner is not None:
             stats, value = winner
             path, command = tuning.write_preset(stats, tune, value, sweep_dir)
-            summary.tuned = {"path": path, "command": command, "job": _get(stats, "job", "num"), "objective": value}
+            summary.tuned = {"path": path, "command": command, "job": _get(stats, "job", "num"), "objective": value,
+                             "check": tuning.speedup_check(stats)}
             summary.files["preset"] = path
     summary.files["csv"] = write_csv(rows, sweep_dir / "summary.csv")
     summary.files["md"] = sweep_dir / "summary.md"

@@ -47,3 +47,5 @@ class SweepSummaryCallback(Callback):
         if failed or summary.missing:
             log.error(f"{len(failed)} job(s) failed and {len(summary.missing)} left no stats: see {summary.files['md']}")
             raise SystemExit(1)  # after the summary: scripts and schedulers see that the sweep is incomplete
+        if summary.tuned is not None and "error" in summary.tuned:
+            raise SystemExit(1)  # a tune without an answer (every trial skipped nothing) is no success either
