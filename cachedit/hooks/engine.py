@@ -63,9 +63,13 @@ class StackEngine:
         when its first step begins; without one (a bare transformer's request) the given count sizes the masks now."""
         self.reset()
         self.call_steps = num_inference_steps
-        self.pending_schedule = schedule
-        if schedule is None:
+        self.pending_schedule = schedule if self.needs_step_count else None  # others never read the scheduler
+        if self.pending_schedule is None:
             self.size_steps(num_inference_steps)
+
+    @property
+    def needs_step_count(self) -> bool:
+        return self.mask is not None
 
     def size_steps(self, num_steps: int | None) -> None:
         """Size everything that depends on the call's step count (the step mask; Forecast's schedule)."""

@@ -22,6 +22,8 @@ class ForecastEngine(DBCacheEngine):
         super().__init__(config, blocks, stats, name, list_starts, taylorseer=forecast, **kwargs)
         self.schedule: frozenset[int] = frozenset()
 
+    needs_step_count = True  # the schedule is sized by it
+
     def size_steps(self, num_steps: int | None) -> None:
         super().size_steps(num_steps)
         if num_steps is None:
