@@ -18,6 +18,7 @@ from .metrics import fidelity
 from .models.families import get_family
 from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
+from .stats import speedup_notes
 
 BASELINE = "uncached"
 
@@ -104,4 +105,5 @@ def markdown(table: list[dict]) -> str:
     for entry in table:
         cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in entry.values()]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + speedup_notes(table))
+

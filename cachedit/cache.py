@@ -12,6 +12,7 @@ import enum
 import inspect
 import os
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -23,6 +24,7 @@ from .factory import build_engine, config_for
 from .hooks import attach_engine, detach_engine
 from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transformer, wrap_transformer
 from .hooks.call_owner import running_call
+from .hooks.schedule import scheduled_steps
 from .stats import CacheStats, format_summary
 
 _HANDLE = "_cachedit"
@@ -46,11 +48,12 @@ class _CacheHandle:
             settings[name] = _plain(self.options.get(name))
         return settings
 
-    def begin_call(self, num_inference_steps: int | None) -> None:
-        """Every pipeline call starts from empty state, never inferred from a step counter."""
+    def begin_call(self, num_inference_steps: int | None, schedule=None) -> None:
+        """Every pipeline call starts from empty state, never inferred from a step counter. `schedule` reads the
+        steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
         self.stats.begin_call()
         for _, engine in self.engines:
-            engine.begin_call(num_inference_steps)
+            engine.begin_call(num_inference_steps, schedule)
 
 
 class CacheSummary(dict):
@@ -69,7 +72,7 @@ def _with_call_reset(cls: type) -> type:
     def __call__(self, *args, **kwargs):
         handle = getattr(self, _HANDLE)
         with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
-            handle.begin_call(_num_inference_steps(self, signature, args, kwargs))
+            handle.begin_call(_num_inference_steps(self, signature, args, kwargs), partial(scheduled_steps, self))
             with running_call(handle):  # the hooks cache only within this pipeline's own calls
                 return cls.__call__(self, *args, **kwargs)
 

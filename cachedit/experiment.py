@@ -37,7 +37,7 @@ from .images import save_grid
 from .metrics import fidelity
 from .models.families import get_family
 from .pipelines import check_model, load_pipeline, resolve_device
-from .stats import format_summary
+from .stats import format_summary, speedup_warning
 
 log = logging.getLogger(__name__)
 _BASELINES: dict[str, object] = {}  # uncached runs (and fewer-steps references), reused by every job of a sweep
@@ -374,6 +374,9 @@ def one_line(stats: dict) -> str:
     parts.append(format_summary(stats["cache"]) if stats["cache"] else "no cache")
     if "speedup" in stats:
         parts.append(f"| speedup {stats['speedup']:.2f}x (ideal {stats['ideal_speedup']:.2f}x)")
+        warning = speedup_warning(stats["speedup"], stats["ideal_speedup"])
+        if warning:
+            parts.append(f"-- {warning}")
         parts.append(f"| PSNR {stats['fidelity']['psnr']:.1f} dB, max diff {stats['fidelity']['max_abs_diff']:.3g}")
     else:
         parts.append(f"| {stats['time_s']:.2f} s")

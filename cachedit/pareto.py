@@ -33,6 +33,7 @@ from .cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
 from .hooks._diffusers import HookRegistry
 from .metrics import fidelity
+from .stats import speedup_notes
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
 FRECHET_LEVELS = (0.05, 0.10, 0.20)  # Fréchet <= uncached * (1 + level)
@@ -359,6 +360,7 @@ def markdown(table: list[dict], title: str) -> str:
             lines.append(f"| {name} | {winner} | {top:.2f}x | {om} {o:.2f}x | cachedit / best other = {c / o:.2f} |")
         else:
             lines.append(f"| {name} | {winner} | {top:.2f}x | - | - |")
+    lines += speedup_notes([{**r, "setting": f"{r['method']} {r['setting']}"} for r in table if not r["error"]])
     errors = [r for r in table if r["error"]]
     if errors:
         lines += ["", "Errors (these settings gave no result):", ""]

@@ -12,7 +12,29 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILES = {"min": 0, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
+# Skipping blocks cannot make a run faster than the share of block work it removes; a measured speedup more than this
+# far above that (ideal) speedup is timing noise or an unfair baseline, never the cache.
+IDEAL_TOLERANCE = 0.05
 
+
+def speedup_warning(measured: float | None, ideal: float | None) -> str | None:
+    """A warning when a measured speedup exceeds the ideal one (counted block executions), else None."""
+    if not isinstance(measured, (int, float)) or not isinstance(ideal, (int, float)) or ideal <= 0:
+        return None
+    if measured <= ideal * (1 + IDEAL_TOLERANCE):
+        return None
+    return (f"MEASURED SPEEDUP {measured:.2f}x EXCEEDS THE IDEAL {ideal:.2f}x (counted block executions): timing "
+            f"noise, not the cache; compare by ideal speedup or time longer runs")
+
+
+def speedup_notes(table: list[dict], label: str = "setting") -> list[str]:
+    """Lines to print under a table: one per row whose measured speedup exceeds its ideal one (peers: ideal `-`)."""
+    notes = []
+    for row in table:
+        warning = speedup_warning(row.get("speedup"), row.get("ideal_speedup"))
+        if warning:
+            notes.append(f"**{row[label]}**: {warning}.")
+    return ["", *notes] if notes else []
 
 @dataclass
 class StepRecord:

@@ -3,6 +3,10 @@
 Works from the files alone (each job's ``stats.json`` and images), so the Hydra callback at the end of a multirun
 and ``python -m runners.collect <sweep_dir>`` later produce the same summary. Job directories are those Hydra
 made (they hold ``.hydra/``); one without ``stats.json`` was killed before it could write it and is listed.
+
+A sweep started in a directory that holds an earlier sweep (fixed ``hydra.sweep.dir``, as for Slurm and Ray) first
+moves the earlier sweep's files to ``earlier/<time>/`` (`set_aside_earlier`): its rows, made with other weights or
+settings, never mix into this summary, nothing is deleted, and the summary says what it left out.
 """
 
 from __future__ import annotations
@@ -12,13 +16,20 @@ import json
 import logging
 import math
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fronts import pareto_mask, speedup_at
 from .plots import plot_grid, plot_pareto
+from .stats import speedup_notes
 
 log = logging.getLogger(__name__)
+
+EARLIER = "earlier"  # where earlier sweeps' files go when a sweep reuses their directory
+# Baselines stay for the next sweep: they are keyed by everything that determines them (weights, seed, steps, ...).
+KEPT = ("baselines", EARLIER)
+SWEEP_FILES = ("summary.csv", "summary.md", "pareto.png", "grid.png", "multirun.yaml", "optimization_results.yaml")
 
 COLUMNS = [
     "job", "status", "label", "series", "algorithm", "Fn", "Bn", "threshold", "taylorseer_order", "model", "steps",
@@ -33,7 +44,8 @@ class SweepSummary:
     rows: list[dict]
     missing: list[str]  # job directories without stats.json
     files: dict[str, Path] = field(default_factory=dict)
-    tuned: dict | None = None  # {"path", "command", "job", "objective"} after a tuning sweep
+    tuned: dict | None = None  # {"path", "command", "job", "objective", "check"} after a tuning sweep; {"error"}
+    # when every trial skipped nothing
     # (model, seed, steps) -> the uncached fewer-steps rows its jobs carry ({"steps", "ideal_speedup", "psnr", ...})
     fewer_steps: dict[tuple, list[dict]] = field(default_factory=dict)
 
@@ -84,10 +96,53 @@ def _row(stats: dict, job_dir: str) -> dict:
     return row
 
 
-def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
-    """Rows (sorted by job number), job directories without stats, and the raw stats of every job."""
+def set_aside_earlier(sweep_dir: Path) -> Path | None:
+    """Move what an earlier sweep left in `sweep_dir` (job directories, summaries, tuned presets) to
+    ``earlier/<time>/``; return that folder, or None when there was nothing. Runs before any job of the new sweep."""
     sweep_dir = Path(sweep_dir)
-    stats_files = sorted(p for p in sweep_dir.rglob("stats.json") if "baselines" not in p.relative_to(sweep_dir).parts)
+    entries = sorted(p for p in sweep_dir.iterdir() if _sweep_output(p)) if sweep_dir.is_dir() else []
+    if not entries:
+        return None
+    target = sweep_dir / EARLIER / time.strftime("%Y-%m-%d_%H-%M-%S")
+    suffix = 0
+    while True:  # two sweeps set aside in the same second get their own folders
+        candidate = target.with_name(f"{target.name}_{suffix}") if suffix else target
+        try:
+            candidate.mkdir(parents=True)
+            break
+        except FileExistsError:
+            suffix += 1
+    for entry in entries:
+        entry.rename(candidate / entry.name)
+    jobs = sum(1 for _ in candidate.rglob(".hydra"))
+    log.warning(f"`{sweep_dir}` held an earlier sweep ({jobs} job directories): moved to `{candidate}`, out of this "
+                f"sweep's summary. Disk baselines stay (keyed by weights, seed, steps, size, dtype and scheduler).")
+    return candidate
+
+
+def _sweep_output(path: Path) -> bool:
+    """What a sweep writes at the top of its directory; anything else (a user's own files) stays where it is."""
+    if path.name in KEPT:
+        return False
+    if path.is_dir():
+        return path.name == "tuned" or any(path.rglob(".hydra")) or any(path.rglob("stats.json"))
+    return path.name in SWEEP_FILES
+
+
+def earlier_sweeps(sweep_dir: Path) -> list[tuple[str, int]]:
+    """``(folder, job directories)`` for each earlier sweep set aside in `sweep_dir`."""
+    folder = Path(sweep_dir) / EARLIER
+    if not folder.is_dir():
+        return []
+    return [(p.relative_to(sweep_dir).as_posix(), sum(1 for _ in p.rglob(".hydra")))
+            for p in sorted(folder.iterdir()) if p.is_dir()]
+
+
+def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
+    """Rows (sorted by job number), job directories without stats, and the raw stats of every job of this sweep
+    (not of earlier sweeps set aside under ``earlier/``)."""
+    sweep_dir = Path(sweep_dir)
+    stats_files = sorted(p for p in sweep_dir.rglob("stats.json") if not set(KEPT) & set(p.relative_to(sweep_dir).parts))
     records, rows = [], []
     for path in stats_files:
         try:
@@ -100,7 +155,8 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[dict]]:
         records.append(stats)
         rows.append(_row(stats, path.parent.relative_to(sweep_dir).as_posix()))
     with_stats = {p.parent for p in stats_files}
-    job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
+    job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra")
+                      if p.parent != sweep_dir and EARLIER not in p.relative_to(sweep_dir).parts)
     missing = [d.relative_to(sweep_dir).as_posix() for d in job_dirs if d not in with_stats]
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["job"] is None, rows[i]["job"] or 0, rows[i]["dir"]))
     return [rows[i] for i in order], missing, [records[i] for i in order]
@@ -211,9 +267,10 @@ def _timing_note(rows: list[dict]) -> list[str]:
 
 
 def recommend(rows: list[dict], psnr_floor: float) -> dict | None:
-    """The fastest cached setting whose PSNR is at least `psnr_floor` (measured speedup)."""
+    """The fastest setting that skips blocks and whose PSNR is at least `psnr_floor` (measured speedup): one that
+    skips nothing reaches any floor (PSNR = inf) and is never a suggestion."""
     good = [r for r in rows if r["status"] == "ok" and r["algorithm"] != "none" and r.get("speedup") is not None
-            and r.get("psnr") is not None and r["psnr"] >= psnr_floor]
+            and r.get("psnr") is not None and r["psnr"] >= psnr_floor and r.get("skipped_share")]  # skips something
     return max(good, key=lambda r: r["speedup"]) if good else None
 
 
@@ -224,6 +281,9 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
     lines = [f"# Sweep summary: `{summary.sweep_dir}`", ""]
     lines.append(f"{len(rows)} jobs with stats: {len(rows) - len(failed)} ok, {len(failed)} failed; "
                  f"{len(summary.missing)} without stats.")
+    for folder, jobs in earlier_sweeps(summary.sweep_dir):
+        lines.append(f"Not in this summary: {jobs} job(s) of an earlier sweep in this directory, set aside in "
+                     f"`{folder}/` when a later sweep started here.")
     computed = [r for r in rows if r["status"] == "ok" and r.get("baseline_reused") is False]
     reused = [r for r in rows if r.get("baseline_reused")]
     if computed or reused:
@@ -240,6 +300,7 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
                  _fmt(r.get("ssim"), ".3f"), _fmt(r.get("max_abs_diff"), ".3g"),
                  *(_fmt(r.get(q), ".3f") for q in quality), "★" if r.get("pareto") else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += speedup_notes([{**r, "job": f"job {r['job']}"} for r in rows if r["status"] == "ok"], label="job")
     front = [r for r in rows if r.get("pareto")]
     lines += ["", "## Pareto front (measured speedup vs PSNR)", ""]
     lines += [f"- job {r['job']}: {r['label']}: {_fmt(r['speedup'], '.2f')}x, PSNR {_fmt(r['psnr'], '.1f')} dB"
@@ -253,10 +314,12 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
                      f"Run it with `{command(pick)}`, or commit its `cache.*` values as "
                      f"`conf/preset/{pick['model']}_{pick['algorithm']}.yaml`.")
         lines += ["", verdict(pick, summary.fewer_steps.get(_group(pick)))]
-    if summary.tuned is not None:
+    if summary.tuned is not None and "error" in summary.tuned:
+        lines += ["", "## Tuned preset", "", f"**None.** {summary.tuned['error']}"]
+    elif summary.tuned is not None:
         t = summary.tuned
-        lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}). "
-                  f"Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
+        lines += ["", "## Tuned preset", "", f"Best trial: job {t['job']} (objective {t['objective']:.4g}, on ideal "
+                  f"speedup; {t['check']}). Written to `{t['path']}`; use it with:", "", f"    {t['command']}"]
         best = next((r for r in rows if r["job"] == t["job"] and r["status"] == "ok"), None)
         if best is not None:
             lines += ["", verdict(best, summary.fewer_steps.get(_group(best)))]
@@ -293,11 +356,17 @@ def summarize(sweep_dir: Path, psnr_floor: float = 30.0) -> SweepSummary:
     if tune is not None:
         for row, stats in zip(rows, records):
             row["objective"] = tuning.objective(stats, tune)
-        winner = tuning.best(records, tune)
+        try:
+            winner = tuning.best(records, tune)
+        except tuning.NothingSkipped as error:  # said in summary.md; the sweep's callback then exits non-zero
+            log.error(str(error))
+            summary.tuned = {"error": str(error)}
+            winner = None
         if winner is not None:
             stats, value = winner
             path, command = tuning.write_preset(stats, tune, value, sweep_dir)
-            summary.tuned = {"path": path, "command": command, "job": _get(stats, "job", "num"), "objective": value}
+            summary.tuned = {"path": path, "command": command, "job": _get(stats, "job", "num"), "objective": value,
+                             "check": tuning.speedup_check(stats)}
             summary.files["preset"] = path
     summary.files["csv"] = write_csv(rows, sweep_dir / "summary.csv")
     summary.files["md"] = sweep_dir / "summary.md"

@@ -4,6 +4,10 @@ Hydra's Optuna sweeper maximises the float each job returns. A constrained goal 
 one number: feasible settings score their goal (PSNR in dB, or the speedup), infeasible ones score below every
 feasible one, higher the closer they come, so the sampler is pulled towards the constraint. The winner is
 picked again from the ``stats.json`` files with the same function, so ``runners.collect`` agrees with the sweep.
+
+The speedup in the objective is the ideal one, from counted block executions: measured speedups of short runs are
+noise (a setting that skipped nothing measured 7.46x and won). A setting that skips nothing is never the answer:
+its PSNR is infinite, so under a PSNR floor it looked like the best feasible trial.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ PSNR_CAP = 100.0  # identical outputs (PSNR = inf) count as 100 dB so that the o
 # What a failed job returns to the sweeper. Not nan: hydra-optuna-sweeper 1.3 with Optuna 2.10 aborts the whole
 # study on nan. A finite floor far below any setting's score also teaches the sampler to avoid the region.
 FAILED_TRIAL_VALUE = -1e6
+# What a trial that skipped nothing returns: below every setting that skips (infeasible ones included), above failures.
+NOTHING_SKIPPED_VALUE = -1e5
 PRESET_GROUPS = ("model", "cache", "taylorseer", "cfg", "scm")  # group choices a preset pins
 _NOT_IN_PRESET = ("seed", "sweep", "experiment", "tune", "hydra", "preset", "local")
+
+
+def skipped_nothing(stats: dict) -> bool:
+    """Whether an ok job computed every block (no cache, or a setting that never skipped)."""
+    share = (stats.get("cache") or {}).get("skipped_share")
+    return stats.get("status") == "ok" and not share
 
 
 def objective(stats: dict, tune: TuneConfig) -> float:
@@ -28,6 +40,8 @@ def objective(stats: dict, tune: TuneConfig) -> float:
     psnr = (stats.get("fidelity") or {}).get("psnr")
     if stats.get("status") != "ok" or speed is None or psnr is None or math.isnan(psnr):
         return float("nan")
+    if skipped_nothing(stats):
+        return NOTHING_SKIPPED_VALUE
     psnr = min(psnr, PSNR_CAP)
     if tune.objective == TuneObjective.psnr_at_speedup:
         return psnr if speed >= tune.target_speedup else -PSNR_CAP * (tune.target_speedup - speed)
@@ -44,11 +58,34 @@ def is_feasible(value: float) -> bool:
     return not math.isnan(value) and value >= 0
 
 
+class NothingSkipped(ValueError):
+    """Every trial that produced a result computed every block: there is no setting to recommend."""
+
+
 def best(records: list[dict], tune: TuneConfig) -> tuple[dict, float] | None:
-    """The record with the highest objective (the first one on ties), or None if no job produced one."""
+    """The record with the highest objective (the first one on ties) among settings that skip blocks, or None if no
+    job produced one. Raises `NothingSkipped` when the jobs that did all skipped nothing."""
     scored = [(r, objective(r, tune)) for r in records]
     scored = [(r, v) for r, v in scored if not math.isnan(v)]
-    return max(scored, key=lambda item: item[1]) if scored else None
+    skipping = [(r, v) for r, v in scored if not skipped_nothing(r)]
+    if scored and not skipping:
+        raise NothingSkipped(
+            f"No trial skipped any block ({len(scored)} trial(s) computed every block), so there is no setting to "
+            f"recommend and no preset was written. Widen the search towards caching: higher "
+            f"`cache.residual_diff_threshold`, lower `cache.max_warmup_steps`, or more steps."
+        )
+    return max(skipping, key=lambda item: item[1]) if skipping else None
+
+
+def speedup_check(stats: dict) -> str:
+    """The measured speedup next to the ideal one the tune optimised, with a warning when it exceeds it."""
+    from .stats import speedup_warning
+
+    measured, ideal = stats.get("speedup"), stats.get("ideal_speedup")
+    if measured is None or ideal is None:
+        return "no measured speedup"
+    warning = speedup_warning(measured, ideal)
+    return f"measured speedup {measured:.2f}x (ideal {ideal:.2f}x)" + (f"; {warning}" if warning else "")
 
 
 def _preset_keys(overrides: list[str]) -> list[str]:
@@ -93,8 +130,9 @@ def write_preset(stats: dict, tune: TuneConfig, value: float, sweep_dir: Path) -
         "# @package _global_",
         f"# {command}",
         f"# Tuned by `sweep=tune` on {datetime.now():%Y-%m-%d %H:%M} ({goal}): job {stats.get('job', {}).get('num')}, "
-        f"PSNR {fidelity.get('psnr', float('nan')):.2f} dB, speedup {stats.get('speedup', float('nan')):.2f}x "
-        f"(ideal {stats.get('ideal_speedup', float('nan')):.2f}x).{met}",
+        f"PSNR {fidelity.get('psnr', float('nan')):.2f} dB, ideal speedup {stats.get('ideal_speedup', float('nan')):.2f}x, "
+        f"skipped {(stats.get('cache') or {}).get('skipped_share', float('nan')):.1%} of block computations; "
+        f"check: {speedup_check(stats)}.{met}",
         f"# To keep it: copy this file to conf/experiment/{name}.yaml and run `python -m runners.generate experiment={name}`.",
         "defaults:",
         *(f"  - override /{group}: {choices[group]}" for group in PRESET_GROUPS if choices.get(group)),

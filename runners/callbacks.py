@@ -2,7 +2,8 @@
 
 ``SweepSummaryCallback`` ends every multirun with the sweep's answer (``summary.csv``, ``summary.md``,
 ``pareto.png``, ``grid.png``; after ``sweep=tune`` also the winning preset) and makes sure every job leaves a
-``stats.json``, even one whose exception escaped the runner.
+``stats.json``, even one whose exception escaped the runner. It starts every multirun by setting aside what an
+earlier sweep left in the same directory (``earlier/<time>/``), so the summary holds this sweep's jobs only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class SweepSummaryCallback(Callback):
         error = error if isinstance(error, BaseException) else RuntimeError(str(error))
         write_failure(error, output_dir, overrides=list(job_return.overrides or []), extra={"job": {"num": num}})
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from cachedit.sweep import set_aside_earlier
+
+        set_aside_earlier(Path(config.hydra.sweep.dir))  # before any job: a reused directory mixes no old rows in
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from cachedit.sweep import summarize
 
@@ -47,3 +53,5 @@ class SweepSummaryCallback(Callback):
         if failed or summary.missing:
             log.error(f"{len(failed)} job(s) failed and {len(summary.missing)} left no stats: see {summary.files['md']}")
             raise SystemExit(1)  # after the summary: scripts and schedulers see that the sweep is incomplete
+        if summary.tuned is not None and "error" in summary.tuned:
+            raise SystemExit(1)  # a tune without an answer (every trial skipped nothing) is no success either

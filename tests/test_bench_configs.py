@@ -55,5 +55,6 @@ def test_every_bench_config_runs_and_writes_one_row_per_setting(path, tmp_path):
         if row["skipped_share"] == 0:  # nothing skipped: the images are the uncached ones exactly
             assert row["max_abs_diff"] == 0, row
     write_tables(table, tmp_path)
-    assert (tmp_path / "bench.md").read_text().count("\n") == len(table) + 2
+    table_lines = [line for line in (tmp_path / "bench.md").read_text().splitlines() if line.startswith("|")]
+    assert len(table_lines) == len(table) + 2  # header and rule; notes may follow (measured above ideal speedup)
     assert (tmp_path / "bench.csv").read_text().count("\n") == len(table) + 1

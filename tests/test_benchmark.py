@@ -21,7 +21,8 @@ def test_benchmark_rows_ratios_and_exactness():
     assert table[BASELINE]["speedup"] == 1 and math.isinf(table["exact"]["psnr"]) and table["exact"]["max_abs_diff"] == 0
     assert table["cached"]["cached_steps"] == "4/6" and table["cached"]["skipped_share"] > 0
     assert math.isfinite(table["cached"]["psnr"])
-    assert markdown(list(table.values())).count("\n") == 4  # header, rule, three rows
+    rows = [line for line in markdown(list(table.values())).split("\n") if line.startswith("|")]
+    assert len(rows) == 5  # header, rule, three rows; notes may follow (a measured speedup above the ideal one)
 
 
 def test_peer_rows_run_diffusers_caches_on_the_same_pipeline_and_leave_it_clean():

@@ -78,4 +78,4 @@ def test_a_multirun_runs_one_job_per_threshold(tmp_path):
     assert len(stats) == 2
     cached = sorted(json.loads(p.read_text())["cache"]["cached_steps"] for p in stats)
     assert cached[0] == 0 and cached[1] > 0
-    assert {p.parent.name for p in stats} == {"seed=0"}  # <overrides>/seed=<seed> folders
+    assert {p.parent.name for p in stats} == {"seed=0"}  # <job>_<overrides>/seed=<seed> folders

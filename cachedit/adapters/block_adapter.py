@@ -84,6 +84,8 @@ class BlockAdapter:
         stack = []
         for block in self._list(transformer, attr):
             pattern.check(block)
+            if not stack or type(block) is not type(stack[-1][0]):  # the return check reads source: once per class
+                check_returns(block, pattern, attr)
             stack.append((block, pattern))
         return stack
 
@@ -111,6 +113,39 @@ class BlockAdapter:
         return stacks
 
 
+def _returns(block: torch.nn.Module) -> list[ast.expr]:
+    """The return values of ``type(block).forward``, final one last; raises ValueError when the source is unreadable."""
+    cls = type(block)
+    try:
+        source = textwrap.dedent(inspect.getsource(cls.forward))
+    except (OSError, TypeError) as error:
+        raise ValueError(f"Cannot read {cls.__name__}.forward to infer its pattern; name it explicitly.") from error
+    function = ast.parse(source).body[0]
+    returns = [node.value for node in ast.walk(function) if isinstance(node, ast.Return) and node.value is not None]
+    if not returns:
+        raise ValueError(f"{cls.__name__}.forward returns nothing readable; name its pattern explicitly.")
+    return sorted(returns, key=lambda node: node.lineno)  # ast.walk is breadth-first
+
+
+def _stream_names(value: ast.expr, params) -> list[str] | None:
+    """The parameter names a return value gives back (``return encoder_hidden_states, hidden_states``), or None
+    when it is anything else (a call, an attribute, a name that is no parameter)."""
+    elements = value.elts if isinstance(value, ast.Tuple) else [value]
+    names = [e.id if isinstance(e, ast.Name) else None for e in elements]
+    if None in names or not set(names) <= set(params) or len(set(names)) != len(names):
+        return None
+    return names
+
+
+def _fitting(names: list[str], params) -> ForwardPattern | None:
+    """The pattern whose streams sit in exactly these parameters, in this order (aliases and named parameters count)."""
+    return next((p for p in PATTERNS.values() if _returned_by(p, params) == tuple(names)), None)
+
+
+def _returned_by(pattern: ForwardPattern, params) -> tuple:
+    return tuple(pattern.param(s, params) for s in pattern.outputs)
+
+
 def infer_pattern(block: torch.nn.Module) -> ForwardPattern:
     """The forward pattern of `block`, read from the names its ``forward`` returns.
 
@@ -118,31 +153,47 @@ def infer_pattern(block: torch.nn.Module) -> ForwardPattern:
     ``img, txt``, ...) a dual-stream one. Raises when the returned values are not parameters of ``forward``.
     """
     cls = type(block)
-    try:
-        source = textwrap.dedent(inspect.getsource(cls.forward))
-    except (OSError, TypeError) as error:
-        raise ValueError(f"Cannot read {cls.__name__}.forward to infer its pattern; name it explicitly.") from error
     params = list(inspect.signature(block.forward).parameters)
-    function = ast.parse(source).body[0]
-    returns = [node.value for node in ast.walk(function) if isinstance(node, ast.Return) and node.value is not None]
-    if not returns:
-        raise ValueError(f"{cls.__name__}.forward returns nothing readable; name its pattern explicitly.")
-    value = max(returns, key=lambda node: node.lineno)  # the final return (ast.walk is breadth-first)
-    elements = value.elts if isinstance(value, ast.Tuple) else [value]
-    names = [e.id if isinstance(e, ast.Name) else None for e in elements]
-    if None in names or not set(names) <= set(params) or len(set(names)) != len(names):
+    value = _returns(block)[-1]
+    names = _stream_names(value, params)
+    if names is None:
         raise ValueError(
             f"{cls.__name__}.forward returns `{ast.unparse(value)}`, which is not a tuple of its stream arguments "
             f"{params}; name its pattern explicitly (cachedit.patterns)."
         )
-    # The pattern whose streams sit in exactly these parameters, in this order (aliases and named parameters count).
-    pattern = next((p for p in PATTERNS.values() if tuple(p.param(s, params) for s in p.outputs) == tuple(names)), None)
+    pattern = _fitting(names, params)
     if pattern is None:
         raise ValueError(
             f"{cls.__name__}.forward returns {names}, which fits none of the forward patterns {list(PATTERNS)} "
             f"(stream aliases: {STREAM_ALIASES}); name its pattern explicitly."
         )
     return pattern
+
+
+def check_returns(block: torch.nn.Module, pattern: ForwardPattern, attr: str) -> None:
+    """Raise when `block.forward` visibly returns other streams than `pattern` says, at `enable_cache`.
+
+    A wrong pattern (``HIDDEN_OUT`` for FLUX.1's single blocks, which return ``(encoder, hidden)``) otherwise reads
+    the text stream as the image stream and fails mid-call with a shape error, or swaps two same-shaped streams
+    silently. Forwards whose returns cannot be read as parameter names are left to the first call's check
+    (`ForwardPattern.unpack`); a pattern that fits any of the readable returns passes.
+    """
+    try:
+        returns = _returns(block)
+    except ValueError:
+        return
+    params = list(inspect.signature(block.forward).parameters)
+    readable = [names for names in (_stream_names(value, params) for value in returns) if names is not None]
+    if not readable or any(_returned_by(pattern, params) == tuple(names) for names in readable):
+        return
+    names = readable[-1]
+    fits = _fitting(names, params)
+    hint = (f"use `cachedit.patterns.{fits.name.upper()}`" if fits is not None
+            else f"no forward pattern fits ({list(PATTERNS)}); define a `cachedit.patterns.ForwardPattern`")
+    raise ValueError(
+        f"Block list `{attr}`: {type(block).__name__}.forward returns ({', '.join(names)}), which does not fit forward "
+        f"pattern `{pattern.name}` (returns {list(pattern.outputs)}); {hint}."
+    )
 
 
 def discover_block_lists(transformer: torch.nn.Module) -> tuple[tuple[str, ForwardPattern], ...]:

@@ -70,6 +70,14 @@ class ForwardPattern:
     def unpack(self, output) -> dict[str, torch.Tensor]:
         """Read the streams out of a block's return value. A None stream is left out: the last SD3 block returns
         ``(None, hidden_states)`` because nothing reads the text stream after it."""
+        returned = len(output) if isinstance(output, (tuple, list)) else 1
+        if returned != len(self.outputs) and not (len(self.outputs) == 1 and returned == 1):
+            # A block whose source `enable_cache` could not read (BlockAdapter.check_returns): caught at its first
+            # computed call, before any of its output is cached, instead of as a shape error further on.
+            raise ValueError(
+                f"A block returned {returned} value(s), but its forward pattern `{self.name}` returns "
+                f"{list(self.outputs)}; name the pattern that fits its block list (cachedit.patterns)."
+            )
         if len(self.outputs) == 1:
             return {self.outputs[0]: output[0] if isinstance(output, tuple) else output}
         return {s: value for s, value in zip(self.outputs, output) if value is not None}

@@ -47,6 +47,9 @@ class StackEngine:
         self.loops: dict[str, tuple[float, int]] = {}  # branch -> (last timestep, its direction: -1, 0 or 1)
         self.first_block_ran = False  # within the current step: a second pass over the blocks is a step of its own
         self.group = None  # the context-parallel group decision metrics are reduced over; set per transformer call
+        self.call_steps: int | None = None  # the call's `num_inference_steps` argument: a hint, see hooks/schedule.py
+        self.num_steps: int | None = None  # the steps the current call runs, once known
+        self.pending_schedule = None  # reads the real step count at the call's first step
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -55,13 +58,30 @@ class StackEngine:
         self.leader_decisions = {}
         self.loops = {}
 
-    def begin_call(self, num_inference_steps: int | None) -> None:
+    def begin_call(self, num_inference_steps: int | None, schedule=None) -> None:
+        """`schedule`: a callable giving the steps the call really runs (`hooks.schedule.scheduled_steps`), read
+        when its first step begins; without one (a bare transformer's request) the given count sizes the masks now."""
         self.reset()
+        self.call_steps = num_inference_steps
+        self.pending_schedule = schedule if self.needs_step_count else None  # others never read the scheduler
+        if self.pending_schedule is None:
+            self.size_steps(num_inference_steps)
+
+    @property
+    def needs_step_count(self) -> bool:
+        return self.mask is not None
+
+    def size_steps(self, num_steps: int | None) -> None:
+        """Size everything that depends on the call's step count (the step mask; Forecast's schedule)."""
+        self.num_steps = num_steps
         if self.mask is not None:
-            self.mask.begin_call(num_inference_steps)
+            self.mask.begin_call(num_steps)
 
     def begin_step(self, hidden_states: torch.Tensor, timestep: torch.Tensor | HostTimestep | None = None) -> None:
         """Called before each transformer forward: one step of the current branch begins."""
+        if self.pending_schedule is not None:  # the call's first step: its scheduler now holds this call's schedule
+            read, self.pending_schedule = self.pending_schedule, None
+            self.size_steps(read() or self.call_steps)
         state = self.states.get_state()
         if self._starts_new_loop(timestep):
             state.reset()  # a chunk, window, tile or pyramid stage: nothing cached before it applies

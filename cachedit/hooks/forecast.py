@@ -22,14 +22,16 @@ class ForecastEngine(DBCacheEngine):
         super().__init__(config, blocks, stats, name, list_starts, taylorseer=forecast, **kwargs)
         self.schedule: frozenset[int] = frozenset()
 
-    def begin_call(self, num_inference_steps: int | None) -> None:
-        super().begin_call(num_inference_steps)
-        if num_inference_steps is None:
+    needs_step_count = True  # the schedule is sized by it
+
+    def size_steps(self, num_steps: int | None) -> None:
+        super().size_steps(num_steps)
+        if num_steps is None:
             raise ValueError(
-                "`cache=forecast` schedules its steps from the call's `num_inference_steps`, and this call has none. "
-                "Use `cache=dbcache` for pipelines without a step count."
+                "`cache=forecast` schedules its steps from the call's step count, and this call has none (no "
+                "`num_inference_steps`, no scheduler timesteps). Use `cache=dbcache` for pipelines without a step count."
             )
-        self.schedule = self.config.scheduled_steps(num_inference_steps)
+        self.schedule = self.config.scheduled_steps(num_steps)
 
     def begin_step(self, hidden_states: torch.Tensor, timestep=None) -> None:
         super().begin_step(hidden_states, timestep)
