@@ -352,7 +352,7 @@ def test_two_transformers_get_one_engine_each_and_a_missing_optional_one_is_skip
 
 
 def test_a_block_that_does_not_take_the_pattern_streams_is_refused_when_the_adapter_is_built():
-    adapters = [BlockAdapter(block_lists=(("dual_blocks", HIDDEN_OUT), ("missing_blocks", HIDDEN_OUT)))]
+    adapters = [BlockAdapter(block_lists=(("dual_blocks", ENCODER_HIDDEN_OUT), ("missing_blocks", HIDDEN_OUT)))]
     with pytest.raises(ValueError, match="no block list `missing_blocks`"):
         cachedit.enable_cache(CustomPipeline(), DBCacheConfig(Fn=1), adapters=adapters)
     bad = [BlockAdapter(block_lists=(("text_refiner", HIDDEN_OUT),))]
