@@ -1,6 +1,7 @@
 """The embedded tiny FLUX: shipped weights in the real FluxPipeline, task quality, cachedit / diffusers / cache-dit
 caches on it through their public APIs, and the training runner."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,14 @@ def test_training_runner_smoke(tmp_path):
     assert _draw(pipe, steps=2).shape == (3, 1, 16, 16)
     # 3 iterations moved the EMA weights away from the zero-initialised output layer
     assert pipe.transformer.proj_out.weight.any()
+
+
+@pytest.mark.slow
+def test_the_full_training_recipe_reaches_the_shipped_quality(tmp_path):
+    """`python -m runners.train_tiny_flux` as shipped (about 25-45 CPU-minutes on 2 cores): accuracy >= 95 %."""
+    out = tmp_path / "weights"
+    cmd = [sys.executable, "-m", "runners.train_tiny_flux", f"output_dir={out}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=4 * 3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = re.search(r"uncached accuracy over \d+ samples, \d+ steps: ([\d.]+)", result.stderr + result.stdout)
+    assert found is not None and float(found.group(1)) >= 0.95, (result.stderr + result.stdout)[-2000:]
