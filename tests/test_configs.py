@@ -154,11 +154,3 @@ def test_plain_python_configs_validate_too():
         ModelConfig(name="flux", source="hubb")
     with pytest.raises(ValueError, match="`Fn` must be >= 1"):
         DBCacheConfig(Fn=0)
-
-
-def test_importing_cachedit_does_not_import_hydra():
-    import subprocess
-    import sys
-
-    code = "import sys, cachedit; assert 'hydra' not in sys.modules, sorted(m for m in sys.modules if 'hydra' in m)"
-    subprocess.run([sys.executable, "-c", code], check=True)

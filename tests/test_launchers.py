@@ -55,6 +55,7 @@ def sweep_with(launcher: str, sweep_dir) -> list[dict]:
     return [json.loads((sweep_dir / r["dir"] / "stats.json").read_text()) for r in rows]
 
 
+@pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_joblib_runs_the_jobs_in_worker_processes_and_shares_one_baseline(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[sweep]'")
     stats = sweep_with("cachedit_joblib", tmp_path)
@@ -63,6 +64,7 @@ def test_joblib_runs_the_jobs_in_worker_processes_and_shares_one_baseline(tmp_pa
     assert all(s["torch_threads"] == 1 for s in stats)  # loky: cpu_count // n_jobs threads per worker
 
 
+@pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_submitit_local_runs_each_job_in_a_fresh_process_and_shares_one_baseline(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[sweep]'")
     stats = sweep_with("cachedit_submitit_local", tmp_path)

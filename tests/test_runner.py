@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FLUX_SMALL = [
     "model=flux", "model.source=replica", "model.height=64", "model.width=64", "model.num_inference_steps=6",
@@ -44,6 +46,7 @@ def test_threshold_zero_run_matches_its_baseline_exactly(tmp_path):
     assert stats["fidelity"]["max_abs_diff"] == 0 and stats["fidelity"]["psnr"] == float("inf")
 
 
+@pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_a_video_family_saves_the_first_videos_frames_and_compares_every_frame(tmp_path):
     from PIL import Image
 
@@ -56,6 +59,7 @@ def test_a_video_family_saves_the_first_videos_frames_and_compares_every_frame(t
         assert grid.size == baseline.size and grid.width > 4 * grid.height  # 5 frames side by side, one row
 
 
+@pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_a_modular_only_family_runs_through_the_runner(tmp_path):
     # FLUX.3 exists only as a Modular Diffusers pipeline: two guidance branches of 4 steps, decoded 64 px images.
     generate("model=flux3", "model.source=replica", "model.num_inference_steps=4", "cache.Fn=1",

@@ -50,7 +50,7 @@ def test_per_request_override_applies_to_that_request_only(server):
     ({"cache_config": {"Fn_compute_block": 1}}, 400, "Unknown cache config keys ['Fn_compute_block']; allowed:"),
     ({"cache_config": {"Fn_compute_blocks": 0}}, 400, "`Fn` must be >= 1"),
     ({"cache_config": {"Fn_compute_blocks": 6}}, 400, "`Fn` + `Bn` = 6 + 0 = 6 must be smaller than the 6 blocks"),
-    ({"size": "64x64"}, 400, "`size`: the tiny DiT draws 16x16 images only"),
+    ({"size": "64x64"}, 400, "`size`: `tiny_dit` draws 16x16 images only"),
     ({"size": "big"}, 400, "`size` must be WIDTHxHEIGHT"),
     ({"num_inference_steps": 0}, 400, "`num_inference_steps` must be in [1, 200]"),
     ({"class_labels": [12]}, 400, "`class_labels` must be digits in 0..9"),

@@ -133,6 +133,7 @@ def test_a_single_run_that_fails_exits_non_zero_and_records_why(tmp_path):
     assert stats["status"] == "failed" and stats["error"].startswith("ValueError")
 
 
+@pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_a_tuning_run_writes_a_preset_that_composes(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
     run("sweep=tune", "hydra.sweeper.n_trials=4", "tune.speedup_metric=ideal_speedup", "tune.target_speedup=1.1",
