@@ -35,12 +35,17 @@ def bench_files() -> list:
     """
     files = [p for p in sorted((CONF / "bench").glob("*.yaml")) if "\nmethods:" not in p.read_text()]
     slow = pytest.mark.slow
-    return [pytest.param(p, id=p.stem, marks=[slow] if "model=flux" in p.read_text().splitlines()[0] else []) for p in files]
+    params = []
+    for p in files:
+        model = documented_model(p)
+        params.append(pytest.param(p, model, id=p.stem, marks=[slow] if "model=flux" in model else []))
+        if model == ["model=tiny_dit"]:  # the embedded DiT's benches are the tiny FLUX's too (issue 11)
+            params.append(pytest.param(p, ["model=tiny_flux"], id=f"{p.stem}-tiny_flux"))
+    return params
 
 
-@pytest.mark.parametrize("path", bench_files())
-def test_every_bench_config_runs_and_writes_one_row_per_setting(path, tmp_path):
-    model = documented_model(path)
+@pytest.mark.parametrize(("path", "model"), bench_files())
+def test_every_bench_config_runs_and_writes_one_row_per_setting(path, model, tmp_path):
     name = model[0].split("=", 1)[1]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         config = compose("bench", overrides=[f"bench={path.stem}", *model, *TINY[name], "repeats=1"])
