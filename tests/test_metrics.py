@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,6 @@ from PIL import Image
 from cachedit.metrics import fidelity, optional_metric_status
 from runners import metrics as metrics_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 GREY = 51  # uint8: 0.2 after scaling, so black vs grey has MSE 0.04 and PSNR 10 * log10(1 / 0.04) dB
 KNOWN_PSNR = 10 * math.log10(1 / 0.04)  # 13.9794...
 
@@ -45,13 +41,10 @@ def test_video_frames_are_compared_frame_by_frame():
     assert result["frames"] == 6 and 35 < result["psnr"] < 45 and 0.9 < result["ssim"] < 1
 
 
-def test_the_command_on_identical_files_prints_inf_and_zero(tmp_path):
+def test_the_command_on_identical_files_prints_inf_and_zero(tmp_path, capsys):
     a, b = save(tmp_path / "a.png", GREY), save(tmp_path / "b.png", GREY)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-m", "runners.metrics", str(a), str(b)], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    row = result.stdout.splitlines()[1].split()
+    assert metrics_cli.main([str(a), str(b)]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
     assert row[0] == "a.png" and row[1] == "inf" and float(row[4]) == 0  # psnr, then ssim, mse, max_abs_diff
 
 
