@@ -200,8 +200,33 @@ def enable_cache_dit(pipe, params: dict) -> Callable[[], None]:
     params = dict(params)
     taylorseer = params.pop("taylorseer_order", 0)
     calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=taylorseer) if taylorseer else None
-    cache_dit.enable_cache(pipe, cache_config=cache_dit.DBCacheConfig(**params), calibrator_config=calibrator)
-    return lambda: cache_dit.disable_cache(pipe)
+    target, undo_shim = _cache_dit_target(cache_dit, pipe)
+    cache_dit.enable_cache(target, cache_config=cache_dit.DBCacheConfig(**params), calibrator_config=calibrator)
+
+    def undo():
+        cache_dit.disable_cache(pipe)
+        undo_shim()
+
+    return undo
+
+
+def _cache_dit_target(cache_dit, pipe):
+    """What to hand `cache_dit.enable_cache`, and how to undo any shim. Pipelines cache-dit knows by class name go
+    as they are. DiT-style transformers (the embedded tiny DiT) go through cache-dit's public `BlockAdapter` with
+    `Pattern_3` (blocks take and return `hidden_states`), plus a BENCHMARK-ONLY shim: DiT's forward reads
+    ``transformer_blocks[0].norm1`` for its conditioning, and cache-dit swaps the block list for a wrapper without
+    it, so the wrapper class is given a `norm1` that reads the first wrapped block's, for as long as the cache is on."""
+    from diffusers import DiTTransformer2DModel
+
+    transformer = getattr(pipe, "transformer", None)
+    if not isinstance(transformer, DiTTransformer2DModel):
+        return pipe, lambda: None
+    from cache_dit.caching.cache_blocks.pattern_base import CachedBlocks_Pattern_Base
+
+    CachedBlocks_Pattern_Base.norm1 = property(lambda wrapper: wrapper.transformer_blocks[0].norm1)
+    adapter = cache_dit.BlockAdapter(pipe=pipe, transformer=transformer, blocks=transformer.transformer_blocks,
+                                     forward_pattern=cache_dit.ForwardPattern.Pattern_3)
+    return adapter, lambda: delattr(CachedBlocks_Pattern_Base, "norm1")
 
 
 ################################################################################

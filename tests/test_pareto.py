@@ -73,6 +73,23 @@ def test_magcache_is_calibrated_first_then_skips_a_counted_number_of_blocks():
     assert table[1]["blocks"] < reference.blocks  # the steps MagCache skipped ran fewer blocks
 
 
+def test_cache_dit_runs_the_tiny_dit_through_its_block_adapter_with_the_benchmark_shim():
+    pytest.importorskip("cache_dit", reason="pip install --no-deps cache-dit==1.5.3 (benchmarks only)")
+    from cache_dit.caching.cache_blocks.pattern_base import CachedBlocks_Pattern_Base
+
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    call = {"class_labels": [1, 7], "num_inference_steps": 8, "output_type": "np"}
+    settings = pareto.expand({"cache-dit": {"kind": "cache_dit", "grid": {"residual_diff_threshold": [0.0, 0.3]},
+                                            "fixed": {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0,
+                                                      "max_warmup_steps": 0, "taylorseer_order": 1}}})
+    reference, outcomes = pareto.run_pareto(pipe, call, settings, None, seed=0, output="images")
+    exact, cached = pareto.rows(reference, outcomes, None)
+    assert exact["error"] == "" and exact["psnr"] == float("inf") and exact["blocks"] == 8 * 6
+    assert cached["error"] == "" and cached["blocks"] < 8 * 6
+    assert not hasattr(CachedBlocks_Pattern_Base, "norm1")  # the shim lives only while the cache is on
+
+
 def test_tiny_pareto_run_writes_table_csv_and_plot(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
