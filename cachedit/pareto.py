@@ -33,6 +33,7 @@ from .cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
 from .hooks._diffusers import HookRegistry
 from .metrics import fidelity
+from .peers import cache_dit_target, hook_names
 from .stats import speedup_notes
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
@@ -121,10 +122,6 @@ class BlockCounter:
 ################################################################################
 
 
-def _hooks(transformer: torch.nn.Module) -> set[tuple[int, str]]:
-    return {(id(m), n) for m in transformer.modules() if hasattr(m, "_diffusers_hook") for n in m._diffusers_hook.hooks}
-
-
 def _diffusers_config(name: str, params: dict):
     import diffusers
 
@@ -142,7 +139,7 @@ def enable_diffusers(pipe, name: str, params: dict) -> Callable[[], None]:
 
     transformer = pipe.transformer
     HookRegistry.check_if_exists_or_initialize(transformer)
-    before = _hooks(transformer)
+    before = hook_names(transformer)
     config = _diffusers_config(name, params)
     if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route
         transformer.enable_cache(config)
@@ -161,7 +158,7 @@ def enable_diffusers(pipe, name: str, params: dict) -> Callable[[], None]:
                 for hook in [n for n in (hooks.hooks if hooks else {}) if (id(module), n) not in before]:
                     hooks.remove_hook(hook, recurse=False)
             registry.invalidate_child_registries_cache()
-    if not _hooks(transformer) - before:
+    if not hook_names(transformer) - before:
         undo()
         raise MethodError(f"diffusers {name}({params}) hooked nothing on {type(transformer).__name__}.")
     return undo
@@ -200,7 +197,7 @@ def enable_cache_dit(pipe, params: dict) -> Callable[[], None]:
     params = dict(params)
     taylorseer = params.pop("taylorseer_order", 0)
     calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=taylorseer) if taylorseer else None
-    target, undo_shim = _cache_dit_target(cache_dit, pipe)
+    target, undo_shim = cache_dit_target(cache_dit, pipe)
     cache_dit.enable_cache(target, cache_config=cache_dit.DBCacheConfig(**params), calibrator_config=calibrator)
 
     def undo():
@@ -208,25 +205,6 @@ def enable_cache_dit(pipe, params: dict) -> Callable[[], None]:
         undo_shim()
 
     return undo
-
-
-def _cache_dit_target(cache_dit, pipe):
-    """What to hand `cache_dit.enable_cache`, and how to undo any shim. Pipelines cache-dit knows by class name go
-    as they are. DiT-style transformers (the embedded tiny DiT) go through cache-dit's public `BlockAdapter` with
-    `Pattern_3` (blocks take and return `hidden_states`), plus a BENCHMARK-ONLY shim: DiT's forward reads
-    ``transformer_blocks[0].norm1`` for its conditioning, and cache-dit swaps the block list for a wrapper without
-    it, so the wrapper class is given a `norm1` that reads the first wrapped block's, for as long as the cache is on."""
-    from diffusers import DiTTransformer2DModel
-
-    transformer = getattr(pipe, "transformer", None)
-    if not isinstance(transformer, DiTTransformer2DModel):
-        return pipe, lambda: None
-    from cache_dit.caching.cache_blocks.pattern_base import CachedBlocks_Pattern_Base
-
-    CachedBlocks_Pattern_Base.norm1 = property(lambda wrapper: wrapper.transformer_blocks[0].norm1)
-    adapter = cache_dit.BlockAdapter(pipe=pipe, transformer=transformer, blocks=transformer.transformer_blocks,
-                                     forward_pattern=cache_dit.ForwardPattern.Pattern_3)
-    return adapter, lambda: delattr(CachedBlocks_Pattern_Base, "norm1")
 
 
 ################################################################################

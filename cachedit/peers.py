@@ -24,11 +24,11 @@ def _diffusers_hook(apply: str, config: str) -> Callable:
         if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route, which also resets per call
             transformer.enable_cache(getattr(diffusers, config)(**params))
             return transformer.disable_cache
-        before = _hook_names(transformer)
+        before = hook_names(transformer)
         getattr(diffusers.hooks, apply)(transformer, getattr(diffusers, config)(**params))
         # the root registry caches its child registries; hooks just added on blocks would get no cache context
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-        added = _hook_names(transformer) - before
+        added = hook_names(transformer) - before
 
         def undo():
             for module in transformer.modules():
@@ -42,15 +42,14 @@ def _diffusers_hook(apply: str, config: str) -> Callable:
     return enable
 
 
-def _hook_names(transformer: torch.nn.Module) -> set[tuple[int, str]]:
+def hook_names(transformer: torch.nn.Module) -> set[tuple[int, str]]:
     HookRegistry.check_if_exists_or_initialize(transformer)
     return {(id(m), n) for m in transformer.modules() if hasattr(m, "_diffusers_hook") for n in m._diffusers_hook.hooks}
 
 
 def _cache_dit(pipe, Fn: int = 8, Bn: int = 0, residual_diff_threshold: float = 0.08, max_warmup_steps: int = 8):
-    """cache-dit's DBCache on a pipeline cache-dit adapts by class (FLUX, Qwen-Image, Wan, ...). Not the embedded
-    tiny DiT: cache-dit's BlockAdapter swaps `transformer_blocks` for a wrapper, and DiTTransformer2DModel.forward
-    reads ``transformer_blocks[0].norm1`` from it."""
+    """cache-dit's DBCache on a pipeline cache-dit adapts by class (FLUX, Qwen-Image, Wan, ...), or on a DiT through
+    its `BlockAdapter` (see `cache_dit_target`)."""
     try:
         import cache_dit
     except ImportError as error:
@@ -59,8 +58,34 @@ def _cache_dit(pipe, Fn: int = 8, Bn: int = 0, residual_diff_threshold: float = 
         ) from error
     config = cache_dit.DBCacheConfig(Fn_compute_blocks=Fn, Bn_compute_blocks=Bn, max_warmup_steps=max_warmup_steps,
                                      residual_diff_threshold=residual_diff_threshold)
-    cache_dit.enable_cache(pipe, cache_config=config)
-    return lambda: cache_dit.disable_cache(pipe)
+    target, undo_shim = cache_dit_target(cache_dit, pipe)
+    cache_dit.enable_cache(target, cache_config=config)
+
+    def undo():
+        cache_dit.disable_cache(pipe)
+        undo_shim()
+
+    return undo
+
+
+def cache_dit_target(cache_dit, pipe):
+    """What to hand `cache_dit.enable_cache`, and how to undo any shim. Pipelines cache-dit knows by class name go
+    as they are. DiT-style transformers (the embedded tiny DiT) go through cache-dit's public `BlockAdapter` with
+    `Pattern_3` (blocks take and return `hidden_states`), plus a BENCHMARK-ONLY shim: DiT's forward reads
+    ``transformer_blocks[0].norm1`` for its conditioning, and cache-dit swaps the block list for a wrapper without
+    it, so the wrapper class is given a `norm1` that reads the first wrapped block's, for as long as the cache is on."""
+    from diffusers import DiTTransformer2DModel
+
+    transformer = getattr(pipe, "transformer", None)
+    if not isinstance(transformer, DiTTransformer2DModel):
+        return pipe, lambda: None
+    from cache_dit.caching.cache_blocks.pattern_base import CachedBlocks_Pattern_Base
+
+    CachedBlocks_Pattern_Base.norm1 = property(lambda wrapper: wrapper.transformer_blocks[0].norm1)
+    adapter = cache_dit.BlockAdapter(pipe=pipe, transformer=transformer, blocks=transformer.transformer_blocks,
+                                     forward_pattern=cache_dit.ForwardPattern.Pattern_3)
+    return adapter, lambda: delattr(CachedBlocks_Pattern_Base, "norm1")
+
 
 
 PEERS: dict[str, Callable] = {
