@@ -47,7 +47,8 @@ def train(cfg: DictConfig) -> tuple[torch.nn.Module, float]:
         warmup.step()
         # EMA warm-up: early weights are mostly noise, so the decay starts low
         decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+        with torch.no_grad():  # else the EMA weights join the autograd graph and it grows every step
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
         recent = (recent + [loss.item()])[-100:]
         if step % 20 == 0 or step == cfg.iterations - 1:
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
