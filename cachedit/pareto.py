@@ -219,6 +219,7 @@ class Outcome:
     blocks: int | None = None
     images: np.ndarray | None = None
     error: str | None = None
+    hooked: str = ""  # a peer's hooks on the transformer, e.g. "taylorseer_cache on 6: transformer_blocks.0 … .5"
 
 
 def run_pareto(pipe, inputs: dict, settings: list[Setting], compose_cachedit: Callable, seed: int, output: str,
@@ -252,6 +253,21 @@ def run_pareto(pipe, inputs: dict, settings: list[Setting], compose_cachedit: Ca
     return reference, outcomes
 
 
+def describe_hooks(transformer: torch.nn.Module, added: set[tuple[int, str]]) -> str:
+    """Which modules a peer hooked, per hook: ``taylorseer_cache on 6: transformer_blocks.0 … transformer_blocks.5``.
+    Issue 10 asks the table to say it: a peer configured to hook whole blocks must be seen to have done so."""
+    names = {id(module): name or "<root>" for name, module in transformer.named_modules()}
+    by_hook: dict[str, list[str]] = {}
+    for module_id, hook in added:
+        by_hook.setdefault(hook, []).append(names.get(module_id, "?"))
+    parts = []
+    for hook, modules in sorted(by_hook.items()):
+        modules.sort(key=lambda n: [int(p) if p.isdigit() else p for p in n.split(".")])
+        span = modules[0] if len(modules) == 1 else f"{modules[0]} … {modules[-1]}"
+        parts.append(f"{hook} on {len(modules)}: {span}")
+    return "; ".join(parts)
+
+
 def _hydra(value) -> str:
     return str(value).replace(" ", "") if isinstance(value, list) else str(value)
 
@@ -268,11 +284,13 @@ def _run_one(pipe, inputs, outcome: Outcome, cachedit_args, counter: BlockCounte
             enable_cache(pipe, cache, **companions)
             undo = lambda: disable_cache(pipe)  # noqa: E731
         elif s.kind == "diffusers":
+            before = hook_names(pipe.transformer)
             params = {**s.params["fixed"], **s.params["point"]}
             if params.get("mag_ratios") == CALIBRATE:
                 params["num_inference_steps"] = call.get("num_inference_steps", 28)
                 params["mag_ratios"] = mag_ratios(pipe, call, seed + 1, output)
             undo = enable_diffusers(pipe, s.params["config"], params)
+            outcome.hooked = describe_hooks(pipe.transformer, hook_names(pipe.transformer) - before)
         elif s.kind == "cache_dit":
             undo = enable_cache_dit(pipe, {**s.params["fixed"], **s.params["point"]})
         counter.count = 0
@@ -299,7 +317,8 @@ def rows(reference: Outcome, outcomes: list[Outcome], quality: Callable | None) 
     base_quality = quality(reference.images) if quality else {}
     table = []
     for o in outcomes:
-        row = {"method": o.setting.method, "kind": o.setting.kind, "setting": o.setting.label, "error": o.error or ""}
+        row = {"method": o.setting.method, "kind": o.setting.kind, "setting": o.setting.label, "error": o.error or "",
+               "hooked": o.hooked}
         if o.error is None:
             ideal = reference.blocks / max(o.blocks, 1)
             measured = base_time / statistics.median(o.seconds)
@@ -367,6 +386,12 @@ def markdown(table: list[dict], title: str) -> str:
             lines.append(f"| {name} | {winner} | {top:.2f}x | {om} {o:.2f}x | cachedit / best other = {c / o:.2f} |")
         else:
             lines.append(f"| {name} | {winner} | {top:.2f}x | - | - |")
+    hooked: dict[str, str] = {}
+    for r in table:
+        if r.get("hooked"):
+            hooked.setdefault(r["method"], r["hooked"])
+    if hooked:
+        lines += ["", "What each peer hooked (first setting):", ""] + [f"- {m}: {h}" for m, h in hooked.items()]
     lines += speedup_notes([{**r, "setting": f"{r['method']} {r['setting']}"} for r in table if not r["error"]])
     errors = [r for r in table if r["error"]]
     if errors:

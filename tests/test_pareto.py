@@ -71,6 +71,9 @@ def test_magcache_is_calibrated_first_then_skips_a_counted_number_of_blocks():
     assert [r["error"] for r in table] == ["", ""]
     assert table[0]["blocks"] == reference.blocks == 10 * 6 and table[0]["psnr"] == float("inf")  # threshold 0: exact
     assert table[1]["blocks"] < reference.blocks  # the steps MagCache skipped ran fewer blocks
+    assert table[0]["hooked"] == ("mag_cache_block_hook on 5: transformer_blocks.1 … transformer_blocks.5; "
+                                  "mag_cache_leader_block_hook on 1: transformer_blocks.0")  # what the peer hooked
+    assert "What each peer hooked" in pareto.markdown(table, "t")
 
 
 def test_cache_dit_runs_the_tiny_dit_through_its_block_adapter_with_the_benchmark_shim():
