@@ -22,15 +22,17 @@ from cachedit.serving.generator import BadRequest, CachedGenerator, ClientDiscon
 from tests.helpers.serve import pngs, serve
 
 SHORT = {"class_labels": [3, 7], "num_inference_steps": 16, "guidance_scale": 2.0}
-# uncached, 4 images (8 with guidance) x 200 steps: 5 s or more on one idle core, past every timeout below
-LONG = {"class_labels": [1, 2], "n": 2, "num_inference_steps": 200, "guidance_scale": 2.0, "seed": 9,
+# uncached, 4 images (8 with guidance) x 2000 steps: ~25 s on idle cores (200 steps took 2.4 s there, under the 3 s
+# server timeout), so every timeout below fires first; no request with LONG runs to its end
+LONG = {"class_labels": [1, 2], "n": 2, "num_inference_steps": 2000, "guidance_scale": 2.0, "seed": 9,
         "cache_config": {"name": "none"}}
 SERVER_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
 def server():
-    with serve("server.max_images=4", f"server.request_timeout_s={SERVER_TIMEOUT_S}") as client:
+    with serve("server.max_images=4", "server.max_inference_steps=2000",
+               f"server.request_timeout_s={SERVER_TIMEOUT_S}") as client:
         yield client
 
 
@@ -53,12 +55,12 @@ def test_a_request_past_its_timeout_gets_504_and_the_next_is_exact(server):
     timeouts = counter(server, "cachedit_request_timeouts_total")
     started = time.monotonic()
     response = post(server, **LONG, timeout_s=0.5)
-    assert time.monotonic() - started < 4  # stopped, not run to the end (about twice as long unloaded)
+    assert time.monotonic() - started < 4  # stopped, not run to the end (~25 s unloaded)
     assert response.status_code == 504, response.text
     error = response.json()["error"]
     assert "timeout of 0.5 s" in error["message"] and error["timeout_s"] == 0.5
-    assert error["steps"] == 200 and 0 <= error["step"] < 200
-    where = "while queued, before its first step" if error["step"] == 0 else f"after step {error['step']} of 200"
+    assert error["steps"] == 2000 and 0 <= error["step"] < 2000
+    where = "while queued, before its first step" if error["step"] == 0 else f"after step {error['step']} of 2000"
     assert where in error["message"]
     assert counter(server, "cachedit_request_timeouts_total") == timeouts + 1
     assert 'cachedit_requests_total{status="504"}' in server.get("/metrics").text
