@@ -157,8 +157,10 @@ def run_generation(
 
     baseline, baseline_source, reference = None, None, []
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
-        baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir, family.output)
-        reference = _fewer_steps(pipe, run, inputs, baseline, baseline_dir, family, in_sweep=baseline_dir is not None)
+        fingerprint = pipeline_fingerprint(pipe)  # sums every weight: once per job, for both keys below
+        baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir, family.output, fingerprint)
+        reference = _fewer_steps(pipe, run, inputs, baseline, baseline_dir, family, baseline_dir is not None,
+                                 fingerprint)
     result, cache_summary = _cached_run(pipe, run, inputs, family.output)
 
     stats = {
@@ -209,13 +211,13 @@ def run_generation(
 
 
 def _baseline(
-    pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None, output: str = "images"
+    pipe, run: RunConfig, inputs: dict, baseline_dir: Path | None, output: str = "images", fingerprint: str | None = None
 ) -> tuple[Generation, str]:
     """The uncached run for this model, seed and step count, and where it came from: this process's memo (an
     earlier job of a serial sweep), `baseline_dir` (a job of a parallel launcher; a file lock makes the first
     job compute it while the others wait), or computed now. Timings then come from the job that computed it."""
     # run.model holds the step count, size, dtype and guidance; the fingerprint the weights and the scheduler.
-    key = repr((run.model, run.seed, run.repeats, pipeline_fingerprint(pipe)))
+    key = repr((run.model, run.seed, run.repeats, fingerprint or pipeline_fingerprint(pipe)))
 
     def load(path: Path) -> Generation:
         with np.load(path) as data:
@@ -236,7 +238,7 @@ def fewer_steps_fractions(run: RunConfig, in_sweep: bool) -> list[float]:
 
 
 def _fewer_steps(pipe, run: RunConfig, inputs: dict, baseline: Generation, baseline_dir: Path | None,
-                 family, in_sweep: bool) -> list[dict]:
+                 family, in_sweep: bool, fingerprint: str) -> list[dict]:
     """The same model uncached with fewer steps, scored against `baseline` like a cached run: the reference a cache
     must beat. Computed once per baseline (memo, or beside the sweep's baselines on disk) and shared by its jobs.
     Ideal speedup is steps / fewer steps: every step runs every block."""
@@ -245,7 +247,7 @@ def _fewer_steps(pipe, run: RunConfig, inputs: dict, baseline: Generation, basel
     if not fractions or not isinstance(steps, int):  # a call without a step count (RFD4-Proteina) has no reference
         return []
     counts = sorted({max(1, round(f * steps)) for f in fractions} - {steps})
-    key = repr(("fewer_steps", counts, run.model, run.seed, run.repeats, pipeline_fingerprint(pipe)))
+    key = repr(("fewer_steps", counts, run.model, run.seed, run.repeats, fingerprint))
 
     def compute() -> list[dict]:
         rows = []
