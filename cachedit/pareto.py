@@ -33,7 +33,7 @@ from .cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
 from .hooks._diffusers import HookRegistry
 from .metrics import fidelity
-from .peers import cache_dit_target, hook_names
+from .peers import cache_dit_on, hook_names
 from .stats import speedup_notes
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
@@ -197,14 +197,7 @@ def enable_cache_dit(pipe, params: dict) -> Callable[[], None]:
     params = dict(params)
     taylorseer = params.pop("taylorseer_order", 0)
     calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=taylorseer) if taylorseer else None
-    target, undo_shim = cache_dit_target(cache_dit, pipe)
-    cache_dit.enable_cache(target, cache_config=cache_dit.DBCacheConfig(**params), calibrator_config=calibrator)
-
-    def undo():
-        cache_dit.disable_cache(pipe)
-        undo_shim()
-
-    return undo
+    return cache_dit_on(cache_dit, pipe, cache_dit.DBCacheConfig(**params), calibrator)
 
 
 ################################################################################

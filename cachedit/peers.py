@@ -58,8 +58,13 @@ def _cache_dit(pipe, Fn: int = 8, Bn: int = 0, residual_diff_threshold: float = 
         ) from error
     config = cache_dit.DBCacheConfig(Fn_compute_blocks=Fn, Bn_compute_blocks=Bn, max_warmup_steps=max_warmup_steps,
                                      residual_diff_threshold=residual_diff_threshold)
+    return cache_dit_on(cache_dit, pipe, config)
+
+
+def cache_dit_on(cache_dit, pipe, cache_config, calibrator_config=None) -> Callable[[], None]:
+    """`cache_dit.enable_cache` on `pipe` (through `cache_dit_target`); returns the undo, shim included."""
     target, undo_shim = cache_dit_target(cache_dit, pipe)
-    cache_dit.enable_cache(target, cache_config=config)
+    cache_dit.enable_cache(target, cache_config=cache_config, calibrator_config=calibrator_config)
 
     def undo():
         cache_dit.disable_cache(pipe)
