@@ -5,7 +5,7 @@ of the wrong type fails when Hydra composes, and ``OmegaConf.to_object`` runs ``
 checked. The same classes are the plain-Python API: ``cachedit.enable_cache(pipe, DBCacheConfig(Fn=8))``.
 
 Only ``int``/``float``/``bool``/``str``/``Enum``/``X | None``/lists/dicts are used: OmegaConf rejects
-``torch.dtype`` and ``Literal``, so dtypes are strings converted in :mod:`cachedit.pipelines`.
+``torch.dtype`` and ``Literal``, so dtypes are strings converted in :mod:`cachedit.harness.pipelines`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from omegaconf import MISSING
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")  # what torch.device accepts and cachedit runs on
 
 
-def _require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
 
 
 def _check_cap(name: str, value: int) -> None:
-    _require(value == -1 or value >= 0, f"`{name}` must be -1 (no limit) or >= 0, got {value}.")
+    require(value == -1 or value >= 0, f"`{name}` must be -1 (no limit) or >= 0, got {value}.")
 
 
 def _enum(cls: type[Enum], value, name: str):
@@ -99,34 +99,34 @@ class DBCacheConfig:
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require(self.Fn >= 1, f"`Fn` must be >= 1 (the change signal needs at least one block), got {self.Fn}.")
-        _require(self.Bn >= 0, f"`Bn` must be >= 0, got {self.Bn}.")
-        _require(
+        require(self.Fn >= 1, f"`Fn` must be >= 1 (the change signal needs at least one block), got {self.Fn}.")
+        require(self.Bn >= 0, f"`Bn` must be >= 0, got {self.Bn}.")
+        require(
             self.residual_diff_threshold >= 0,
             f"`residual_diff_threshold` must be >= 0 (0 disables skipping), got {self.residual_diff_threshold}.",
         )
-        _require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
+        require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
         _check_cap("max_cached_steps", self.max_cached_steps)
         _check_cap("max_continuous_cached_steps", self.max_continuous_cached_steps)
-        _require(
+        require(
             self.non_compute_blocks_diff_threshold >= 0,
             f"`non_compute_blocks_diff_threshold` must be >= 0, got {self.non_compute_blocks_diff_threshold}.",
         )
         if self.Bn_compute_blocks_ids is not None:
             ids = list(self.Bn_compute_blocks_ids)
-            _require(self.Bn > 0, f"`Bn_compute_blocks_ids`={ids} needs trailing blocks: set `Bn` > 0.")
+            require(self.Bn > 0, f"`Bn_compute_blocks_ids`={ids} needs trailing blocks: set `Bn` > 0.")
             bad = [i for i in ids if not 0 <= i < self.Bn]
-            _require(
+            require(
                 not bad,
                 f"`Bn_compute_blocks_ids` are indices into the last `Bn`={self.Bn} blocks and must lie in "
                 f"[0, {self.Bn - 1}]; got {bad}.",
             )
-            _require(len(set(ids)) == len(ids), f"`Bn_compute_blocks_ids` has duplicates: {ids}.")
+            require(len(set(ids)) == len(ids), f"`Bn_compute_blocks_ids` has duplicates: {ids}.")
         _check_per_transformer(self)
 
     def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
         """Raise if `Fn + Bn` leaves no middle block to cache in a stack of `num_blocks` blocks."""
-        _require(
+        require(
             self.Fn + self.Bn < num_blocks,
             f"`Fn` + `Bn` = {self.Fn} + {self.Bn} = {self.Fn + self.Bn} must be smaller than the {num_blocks} "
             f"blocks of {where}, so that at least one middle block can be cached. Allowed: Fn >= 1, Bn >= 0, "
@@ -146,7 +146,7 @@ def _check_per_transformer(config) -> None:
     allowed = {f for f in config.__dataclass_fields__ if f not in ("name", "per_transformer")}
     for transformer, overrides in config.per_transformer.items():
         bad = sorted(set(overrides) - allowed)
-        _require(
+        require(
             not bad,
             f"`per_transformer.{transformer}` sets unknown keys {bad}; allowed: {', '.join(sorted(allowed))}.",
         )
@@ -190,30 +190,30 @@ class DBPruneConfig:
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
-        _require(self.residual_diff_threshold >= 0, f"`residual_diff_threshold` must be >= 0, got {self.residual_diff_threshold}.")
-        _require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
+        require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
+        require(self.residual_diff_threshold >= 0, f"`residual_diff_threshold` must be >= 0, got {self.residual_diff_threshold}.")
+        require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
         _check_cap("max_pruned_steps", self.max_pruned_steps)
-        _require(
+        require(
             self.dynamic_prune_threshold_relax_ratio >= 1,
             f"`dynamic_prune_threshold_relax_ratio` must be >= 1, got {self.dynamic_prune_threshold_relax_ratio}.",
         )
         cap = self.max_dynamic_prune_threshold
-        _require(cap is None or cap >= self.residual_diff_threshold,
+        require(cap is None or cap >= self.residual_diff_threshold,
                  f"`max_dynamic_prune_threshold` ({cap}) must be >= `residual_diff_threshold` ({self.residual_diff_threshold}).")
-        _require(self.residual_cache_update_interval >= 1,
+        require(self.residual_cache_update_interval >= 1,
                  f"`residual_cache_update_interval` must be >= 1, got {self.residual_cache_update_interval}.")
-        _require(all(i >= 0 for i in self.non_prune_blocks_ids or []), f"`non_prune_blocks_ids` must be >= 0, got {self.non_prune_blocks_ids}.")
+        require(all(i >= 0 for i in self.non_prune_blocks_ids or []), f"`non_prune_blocks_ids` must be >= 0, got {self.non_prune_blocks_ids}.")
         _check_per_transformer(self)
 
     def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
-        _require(
+        require(
             self.Fn + self.Bn < num_blocks,
             f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no prunable block among the {num_blocks} blocks of {where}; "
             f"allowed: Fn + Bn <= {num_blocks - 1}.",
         )
         bad = [i for i in self.non_prune_blocks_ids or [] if i >= num_blocks]
-        _require(not bad, f"`non_prune_blocks_ids` {bad} are out of range for the {num_blocks} blocks of {where}.")
+        require(not bad, f"`non_prune_blocks_ids` {bad} are out of range for the {num_blocks} blocks of {where}.")
 
     def strify(self) -> str:
         dynamic = f"_D{self.dynamic_prune_threshold_relax_ratio:g}" if self.enable_dynamic_prune_threshold else ""
@@ -263,24 +263,24 @@ class ForecastCacheConfig:
     Bn_compute_blocks_ids = None
 
     def __post_init__(self) -> None:
-        _require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
-        _require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")
-        _require(self.warmup >= 1, f"`warmup` must be >= 1 (the first step has nothing to forecast from), got {self.warmup}.")
-        _require(self.interval >= 1, f"`interval` must be >= 1 (1 computes every step), got {self.interval}.")
-        _require(self.reference_steps >= 2, f"`reference_steps` must be >= 2, got {self.reference_steps}.")
+        require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
+        require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")
+        require(self.warmup >= 1, f"`warmup` must be >= 1 (the first step has nothing to forecast from), got {self.warmup}.")
+        require(self.interval >= 1, f"`interval` must be >= 1 (1 computes every step), got {self.interval}.")
+        require(self.reference_steps >= 2, f"`reference_steps` must be >= 2, got {self.reference_steps}.")
         if self.compute_steps is not None:
             steps = list(self.compute_steps)
-            _require(
+            require(
                 bool(steps) and 0 in steps,
                 f"`compute_steps` must include step 0 (nothing to forecast from before it), got {steps}.",
             )
             bad = [s for s in steps if not 0 <= s < self.reference_steps]
-            _require(not bad, f"`compute_steps` {bad} lie outside [0, {self.reference_steps - 1}] (`reference_steps`={self.reference_steps}).")
+            require(not bad, f"`compute_steps` {bad} lie outside [0, {self.reference_steps - 1}] (`reference_steps`={self.reference_steps}).")
             self.compute_steps = sorted(set(steps))
         _check_per_transformer(self)
 
     def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
-        _require(
+        require(
             self.Fn + self.Bn < num_blocks,
             f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no block to forecast among the {num_blocks} blocks of {where}; "
             f"allowed: Fn + Bn <= {num_blocks - 1}.",
@@ -337,8 +337,8 @@ class TaylorSeerConfig:
     differences_from_step: int = 2
 
     def __post_init__(self) -> None:
-        _require(0 <= self.order <= 4, f"`taylorseer.order` must be in [0, 4] (0 disables TaylorSeer), got {self.order}.")
-        _require(self.differences_from_step >= 0, f"`taylorseer.differences_from_step` must be >= 0, got {self.differences_from_step}.")
+        require(0 <= self.order <= 4, f"`taylorseer.order` must be in [0, 4] (0 disables TaylorSeer), got {self.order}.")
+        require(self.differences_from_step >= 0, f"`taylorseer.differences_from_step` must be >= 0, got {self.differences_from_step}.")
         self.cache_type = _enum(TaylorSeerCacheType, self.cache_type, "taylorseer.cache_type")
 
 
@@ -376,10 +376,10 @@ class StepMaskConfig:
         self.mask = _enum(StepMaskName, self.mask, "scm.mask")
         self.policy = _enum(StepMaskPolicy, self.policy, "scm.policy")
         if self.mask == StepMaskName.custom:
-            _require(bool(self.compute_steps), "`scm.mask=custom` needs `scm.compute_steps`, e.g. [0,1,2,4,8,12,16,20].")
-            _require(min(self.compute_steps) >= 0, f"`scm.compute_steps` must be >= 0, got {self.compute_steps}.")
+            require(bool(self.compute_steps), "`scm.mask=custom` needs `scm.compute_steps`, e.g. [0,1,2,4,8,12,16,20].")
+            require(min(self.compute_steps) >= 0, f"`scm.compute_steps` must be >= 0, got {self.compute_steps}.")
         else:
-            _require(self.compute_steps is None, f"`scm.compute_steps` is only used with `scm.mask=custom` (mask is {self.mask.value}).")
+            require(self.compute_steps is None, f"`scm.compute_steps` is only used with `scm.mask=custom` (mask is {self.mask.value}).")
 
 
 @dataclass
@@ -401,7 +401,7 @@ class CFGCacheConfig:
     cfg_diff_compute_separate: bool = True
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.enable_separate_cfg or self.cfg_diff_compute_separate,
             "`cfg.cfg_diff_compute_separate=false` shares decisions between separate branch states; it needs "
             "`cfg.enable_separate_cfg=true`.",
@@ -434,7 +434,7 @@ class ModelConfig:
     """What to load and how to call it.
 
     Args:
-        name (`str`): family key, e.g. `flux`, `pixart_alpha`, `tiny_dit` (see ``cachedit.models.families``).
+        name (`str`): family key, e.g. `flux`, `pixart_alpha`, `tiny_dit` (see ``cachedit.zoo.families``).
         repo_id (`str`, *optional*): the real checkpoint on the hub.
         source (`ModelSource`, defaults to `hub`): `hub`, `replica` or `embedded`.
         path (`str`, *optional*): a local ``save_pretrained`` directory; loaded instead of `repo_id`.
@@ -465,15 +465,15 @@ class ModelConfig:
         self.source = _enum(ModelSource, self.source, "model.source")
         if self.torch_dtype is not None:
             self.torch_dtype = _enum(TorchDtype, self.torch_dtype, "model.torch_dtype")
-        _require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
-        _require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
-        _require(
+        require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
+        require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
+        require(
             DEVICE_PATTERN.fullmatch(self.device) is not None,
             f"`model.device` must be auto, cpu, mps, cuda[:N] or xpu[:N], got `{self.device}`.",
         )
         for side in ("height", "width"):
             value = getattr(self, side)
-            _require(value is None or value > 0, f"`model.{side}` must be positive, got {value}.")
+            require(value is None or value > 0, f"`model.{side}` must be positive, got {value}.")
 
 
 class TuneObjective(str, Enum):
@@ -513,13 +513,13 @@ class TuneConfig:
     def __post_init__(self) -> None:
         self.objective = _enum(TuneObjective, self.objective, "tune.objective")
         self.speedup_metric = _enum(SpeedupMetric, self.speedup_metric, "tune.speedup_metric")
-        _require(
+        require(
             self.speedup_metric == SpeedupMetric.ideal_speedup,
             "`tune.speedup_metric` must be `ideal_speedup`: tuning optimises counted work (block executions "
             "skipped), and the measured speedup is only a check (on short runs it is noise: a setting that skipped "
             f"nothing measured 7.46x). Got `{self.speedup_metric.value}`.",
         )
-        _require(self.target_speedup > 0, f"`tune.target_speedup` must be > 0, got {self.target_speedup}.")
+        require(self.target_speedup > 0, f"`tune.target_speedup` must be > 0, got {self.target_speedup}.")
 
 
 ################################################################################
@@ -555,12 +555,12 @@ class ParallelConfig:
 
     def __post_init__(self) -> None:
         self.mode = _enum(ParallelMode, self.mode, "parallel.mode")
-        _require(self.degree >= 1, f"`parallel.degree` must be >= 1, got {self.degree}.")
-        _require(
+        require(self.degree >= 1, f"`parallel.degree` must be >= 1, got {self.degree}.")
+        require(
             self.mode != ParallelMode.none or self.degree == 1,
             f"`parallel.degree={self.degree}` needs `parallel=ulysses` or `parallel=ring`.",
         )
-        _require(self.timeout_s > 0, f"`parallel.timeout_s` must be > 0, got {self.timeout_s}.")
+        require(self.timeout_s > 0, f"`parallel.timeout_s` must be > 0, got {self.timeout_s}.")
 
 
 # Fractions of the step count a sweep also runs uncached: dense where 35-45 dB usually lie (half to 9/10 of the steps).
@@ -602,10 +602,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.compile = _enum(CompileMode, self.compile, "compile")
-        _require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
+        require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
         outside = [f for f in self.fewer_steps or [] if not 0 < f < 1]
-        _require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")
+        require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")
         if self.scm.mask == StepMaskName.custom and not isinstance(self.model, str):  # checked before the baseline runs
             steps = self.model.num_inference_steps
             outside = [step for step in self.scm.compute_steps if step >= steps]
-            _require(not outside, f"`scm.compute_steps` {outside} lie beyond `model.num_inference_steps`={steps} (0-based).")
+            require(not outside, f"`scm.compute_steps` {outside} lie beyond `model.num_inference_steps`={steps} (0-based).")

@@ -17,8 +17,8 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cachedit.benchmark import markdown, run_benchmark
-from cachedit.conf_store import register_configs
+from cachedit.harness.benchmark import markdown, run_benchmark
+from runners.conf_store import register_configs
 from runners.overrides import check_overrides
 
 register_configs()
@@ -33,7 +33,7 @@ def bench_settings(config: DictConfig) -> tuple[dict, dict]:
         setting = compose("generate", overrides=[f"model={config.model.name}", *overrides])
         setting.model, setting.seed = config.model, config.seed  # every setting runs on the bench's model
         settings[label] = OmegaConf.to_object(setting)
-    peers = config.bench.get("peers")  # other caches' rows (cachedit.peers); only the peers benches have them
+    peers = config.bench.get("peers")  # other caches' rows (cachedit.harness.peers); only the peers benches have them
     return settings, OmegaConf.to_container(peers) if peers is not None else {}
 
 
@@ -57,10 +57,10 @@ def main(config: DictConfig) -> None:
 
 
 def run_pareto_bench(config: DictConfig) -> None:
-    """bench=pareto: fronts of every method (cachedit.pareto)."""
-    from cachedit import pareto
-    from cachedit.models.families import get_family
-    from cachedit.pipelines import load_pipeline
+    """bench=pareto: fronts of every method (cachedit.harness.pareto)."""
+    from cachedit.harness import pareto
+    from cachedit.zoo.families import get_family
+    from cachedit.harness.pipelines import load_pipeline
 
     model = OmegaConf.to_object(config.model)
     settings = pareto.expand(OmegaConf.to_container(config.bench.methods))

@@ -29,11 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch._dynamo.utils import counters
 
 import cachedit
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from cachedit.configs import NoCacheConfig
-from cachedit.experiment import _cached_run, _generate, preflight
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.runs import cached_run, generate, preflight
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
 register_configs()
@@ -67,7 +67,7 @@ def main(config: DictConfig) -> dict:
     start = time.perf_counter()
     for setting in (uncached, cached):  # compiles (and warms up) outside the timed repeats
         for pipe in pipes.values():
-            _cached_run(pipe, setting, inputs, family.output)
+            cached_run(pipe, setting, inputs, family.output)
     warm_s = time.perf_counter() - start
     after_warm_up = _compile_counts()
 
@@ -76,7 +76,7 @@ def main(config: DictConfig) -> dict:
     load_before = os.getloadavg()
     for _ in range(run.repeats):
         for (mode, name), seconds in rows.items():
-            generation, summary = _cached_run(pipes[mode], uncached if name == "uncached" else cached, inputs, family.output)
+            generation, summary = cached_run(pipes[mode], uncached if name == "uncached" else cached, inputs, family.output)
             seconds.append(generation.median_seconds)
             results[mode, name] = (generation.images, summary)
     load_after = os.getloadavg()

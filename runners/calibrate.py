@@ -1,4 +1,4 @@
-"""Fit Forecast Cache schedules by calibration (cachedit.calibrate) and write one preset per step budget.
+"""Fit Forecast Cache schedules by calibration (cachedit.harness.calibrate) and write one preset per step budget.
 
     python -m runners.calibrate                                      # embedded model, budgets 5..14 of 28 steps
     python -m runners.calibrate model=tiny_flux budgets=[6,8,10]
@@ -17,10 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cachedit import disable_cache, enable_cache
-from cachedit.calibrate import fit_compute_steps
-from cachedit.conf_store import register_configs
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.calibrate import fit_compute_steps
+from runners.conf_store import register_configs
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
 register_configs()

@@ -31,7 +31,7 @@ class SweepSummaryCallback(Callback):
         output_dir = Path(config.hydra.runtime.output_dir)
         if job_return.status != JobStatus.FAILED or (output_dir / "stats.json").exists():
             return  # the runner wrote it (it records its own failures)
-        from cachedit.experiment import write_failure
+        from cachedit.harness.runs import write_failure
 
         error = getattr(job_return, "_return_value", None)
         num = OmegaConf.select(config, "hydra.job.num", default=None)
@@ -39,12 +39,12 @@ class SweepSummaryCallback(Callback):
         write_failure(error, output_dir, overrides=list(job_return.overrides or []), extra={"job": {"num": num}})
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cachedit.sweep import set_aside_earlier
+        from cachedit.harness.sweep import set_aside_earlier
 
         set_aside_earlier(Path(config.hydra.sweep.dir))  # before any job: a reused directory mixes no old rows in
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from cachedit.sweep import summarize
+        from cachedit.harness.sweep import summarize
 
         summary = summarize(Path(config.hydra.sweep.dir), self.psnr_floor)
         failed = [r for r in summary.rows if r["status"] != "ok"]

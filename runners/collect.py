@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cachedit.sweep import collect, summarize
+from cachedit.harness.sweep import collect, summarize
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from cachedit.adapters import registry
-from cachedit.models.dit_families.modular import modular_classes
-from cachedit.models.families import FAMILIES as REPLICAS
+from cachedit.zoo.dit_families.modular import modular_classes
+from cachedit.zoo.families import FAMILIES as REPLICAS
 
 
 def block_lists(family: str) -> str:

@@ -11,10 +11,10 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cachedit.conf_store import register_configs
-from cachedit.diagnostics import forecast_errors, record_middle_residuals
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from runners.conf_store import register_configs
+from cachedit.harness.diagnostics import forecast_errors, record_middle_residuals
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
 register_configs()

@@ -25,9 +25,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cachedit.conf_store import register_configs
-from cachedit.experiment import run_generation, shared_output_dir, write_failure
-from cachedit.tuning import sweeper_value
+from runners.conf_store import register_configs
+from cachedit.harness.runs import run_generation, shared_output_dir, write_failure
+from cachedit.harness.tuning import sweeper_value
 from runners.overrides import check_overrides
 
 register_configs()

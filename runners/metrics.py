@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from cachedit.metrics import OPTIONAL_METRICS, compare_paths
+from cachedit.harness.metrics import OPTIONAL_METRICS, compare_paths
 
 COLUMNS = ("psnr", "ssim", "mse", "max_abs_diff", "mean_abs_diff")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cachedit.conf_store import SCHEMAS
+from runners.conf_store import SCHEMAS
 from cachedit.configs import RunConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

@@ -16,7 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from runners.overrides import check_overrides
 
 register_configs()
@@ -27,7 +27,7 @@ def main(config: DictConfig) -> None:
     import uvicorn
 
     from cachedit.config_formats import LoadedConfig
-    from cachedit.pipelines import load_pipeline
+    from cachedit.harness.pipelines import load_pipeline
     from cachedit.serving.app import build_app
     from cachedit.serving.generator import CachedGenerator
 

@@ -22,7 +22,7 @@ import uvicorn
 
 from cachedit.config_formats import load_config
 from cachedit.configs import ModelConfig
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.pipelines import load_pipeline
 from cachedit.serving.app import build_app
 from cachedit.serving.config import ServerConfig
 from cachedit.serving.generator import CachedGenerator

@@ -18,8 +18,8 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from cachedit.models import digits
-from cachedit.models.tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer, flow_matching_loss, generate_per_class
+from cachedit.zoo import digits
+from cachedit.zoo.tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer, flow_matching_loss, generate_per_class
 from runners.overrides import check_overrides
 
 log = logging.getLogger(__name__)

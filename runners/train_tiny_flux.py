@@ -17,8 +17,8 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from cachedit.models import digits
-from cachedit.models.tiny_flux import (
+from cachedit.zoo import digits
+from cachedit.zoo.tiny_flux import (
     ClassPrompts,
     assemble,
     build_tiny_flux_transformer,

@@ -7,9 +7,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(2)
 
 from cachedit.configs import ModelConfig, ModelSource  # noqa: E402
-from cachedit.models import dit_families  # noqa: E402
-from cachedit.models.families import get_family  # noqa: E402
-from cachedit.pipelines import load_pipeline  # noqa: E402
+from cachedit.zoo import dit_families  # noqa: E402
+from cachedit.zoo.families import get_family  # noqa: E402
+from cachedit.harness.pipelines import load_pipeline  # noqa: E402
 
 # Small enough that a whole denoising run takes well under a second on 2 cores.
 REPLICA_CALLS = {

@@ -8,7 +8,7 @@ import torch
 import cachedit
 from cachedit import CFGCacheConfig, DBCacheConfig, DBPruneConfig, StepMaskConfig, TaylorSeerConfig
 from cachedit.hooks.step_mask import compute_steps
-from cachedit.models import replicas as replica_models
+from cachedit.zoo import replicas as replica_models
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
 ALWAYS = 1e9

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cachedit.benchmark import BASELINE, run_benchmark
+from cachedit.harness.benchmark import BASELINE, run_benchmark
 from runners.bench import bench_settings, write_tables
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from cachedit import DBCacheConfig, RunConfig
-from cachedit.benchmark import BASELINE, markdown, run_benchmark
+from cachedit.harness.benchmark import BASELINE, markdown, run_benchmark
 from cachedit.configs import ModelConfig
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.pipelines import load_pipeline
 
 
 def test_benchmark_rows_ratios_and_exactness():

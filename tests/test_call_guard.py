@@ -8,7 +8,7 @@ import torch
 
 import cachedit
 from cachedit.configs import ModelConfig
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.pipelines import load_pipeline
 
 CACHE = {"Fn_compute_blocks": 1, "residual_diff_threshold": 0.2, "max_warmup_steps": 2}
 CALL = dict(class_labels=[3, 7], num_inference_steps=8, guidance_scale=2.0, output_type="pt")

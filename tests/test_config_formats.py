@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import cachedit
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from cachedit.configs import DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -80,14 +80,3 @@ def test_bad_values_fail_with_the_hydra_messages():
         cachedit.load_config({"name": "fast"})
     with pytest.raises(ValueError, match=r"`Fn_compute_blocks`=2 and `Fn`=3 set the same knob differently"):
         cachedit.load_config({"Fn_compute_blocks": 2, "Fn": 3})
-
-
-def test_the_core_imports_no_harness_dependency():
-    """`import cachedit` (and loading a config) pulls in none of what only the runners, sweeps and plots need."""
-    import subprocess
-    import sys
-
-    harness = ("hydra", "matplotlib", "sklearn", "torchmetrics", "fastapi", "uvicorn", "optuna")
-    code = (f"import sys, cachedit; cachedit.load_config({{'Fn_compute_blocks': 1}}); "
-            f"print(sorted(m for m in {harness!r} if m in sys.modules))")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -9,10 +9,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from cachedit.configs import DBCacheConfig, ModelConfig, ModelSource, NoCacheConfig, RunConfig
-from cachedit.experiment import preflight
-from cachedit.pipelines import ModelNotReachableError
+from cachedit.harness.runs import preflight
+from cachedit.harness.pipelines import ModelNotReachableError
 from runners.overrides import unknown_key_message
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -2,10 +2,10 @@
 
 import torch
 
-from cachedit import experiment
+from cachedit.harness import experiment
 from cachedit.configs import ModelConfig, RunConfig
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 
 
 def test_a_disk_baseline_is_reused_only_for_the_same_weights_and_scheduler(tmp_path, monkeypatch):

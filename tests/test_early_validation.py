@@ -7,9 +7,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from cachedit.configs import ModelConfig
-from cachedit.pipelines import check_model
+from cachedit.harness.pipelines import check_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

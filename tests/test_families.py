@@ -17,9 +17,9 @@ from cachedit.adapters import registry
 from cachedit.adapters.block_adapter import discover_block_lists
 from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
 from cachedit.hooks.call_owner import running_call  # a direct transformer call within the pipeline's call
-from cachedit.models import dit_families
-from cachedit.models.dit_families.modular import modular_classes
-from cachedit.models.families import FAMILIES, get_family
+from cachedit.zoo import dit_families
+from cachedit.zoo.dit_families.modular import modular_classes
+from cachedit.zoo.families import FAMILIES, get_family
 from tests.conftest import Replica
 
 STEPS = 6

@@ -4,7 +4,7 @@ configuration that asks for it. The reference as a sweep computes it is tested i
 import pytest
 
 from cachedit.configs import ModelConfig, NoCacheConfig, RunConfig
-from cachedit.sweep import verdict
+from cachedit.harness.sweep import verdict
 
 REFERENCE = [  # 20 steps uncached, against fewer
     {"steps": 16, "ideal_speedup": 1.25, "psnr": 45.0},

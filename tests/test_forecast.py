@@ -11,9 +11,9 @@ from diffusers.models.cache_utils import CacheMixin
 import cachedit
 from cachedit import ForecastCacheConfig
 from cachedit.adapters.patterns import HIDDEN_OUT
-from cachedit.calibrate import fit_compute_steps
-from cachedit.metrics import psnr
-from cachedit.models.tiny_dit import load_tiny_dit
+from cachedit.harness.calibrate import fit_compute_steps
+from cachedit.harness.metrics import psnr
+from cachedit.zoo.tiny_dit import load_tiny_dit
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
 # ------------------------------------------------------------------ schedule maths

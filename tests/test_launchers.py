@@ -15,7 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from tests.test_sweeps import TINY, run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

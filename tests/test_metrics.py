@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cachedit.metrics import fidelity, optional_metric_status
+from cachedit.harness.metrics import fidelity, optional_metric_status
 from runners import metrics as metrics_cli
 
 GREY = 51  # uint8: 0.2 after scaling, so black vs grey has MSE 0.04 and PSNR 10 * log10(1 / 0.04) dB
@@ -84,7 +84,7 @@ def test_fidelity_streams_over_frames_and_matches_the_whole_batch(monkeypatch):
     from torchmetrics.functional import peak_signal_noise_ratio
     from torchmetrics.functional.image import structural_similarity_index_measure as whole_ssim
 
-    from cachedit import metrics
+    from cachedit.harness import metrics
 
     rng = np.random.default_rng(0)
     reference = rng.random((2, 5, 24, 20, 3))  # a video batch: 10 frames

@@ -12,8 +12,8 @@ import cachedit
 from cachedit import DBCacheConfig
 from cachedit.adapters import registry
 from cachedit.cache import _num_inference_steps
-from cachedit.models import dit_families
-from cachedit.models.dit_families.modular import (
+from cachedit.zoo import dit_families
+from cachedit.zoo.dit_families.modular import (
     MODULAR_ONLY_REPLICAS, MODULAR_REPLICAS, build_modular_only, modular_classes, modular_replica,
 )
 
@@ -96,8 +96,8 @@ def test_the_step_count_comes_from_keyword_inputs_or_the_blocks_default():
 
 def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
     from cachedit.configs import ModelConfig, ModelSource
-    from cachedit.models.families import get_family
-    from cachedit.pipelines import load_pipeline
+    from cachedit.zoo.families import get_family
+    from cachedit.harness.pipelines import load_pipeline
 
     model = ModelConfig(name="flux3", source=ModelSource.replica, num_inference_steps=2, guidance_scale=4.0)
     with pytest.raises(ValueError, match=r"`model.guidance_scale`: Flux3ModularPipeline takes no `guidance_scale`"):
@@ -106,7 +106,7 @@ def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
 
 def test_a_saved_modular_pipeline_loads_from_model_path(tmp_path):
     from cachedit.configs import ModelConfig
-    from cachedit.pipelines import check_model, load_pipeline
+    from cachedit.harness.pipelines import check_model, load_pipeline
 
     replica = build_modular_only("Flux3ModularPipeline")
     replica.save_pretrained(str(tmp_path))

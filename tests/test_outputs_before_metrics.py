@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cachedit import experiment
+from cachedit.harness import experiment
 from cachedit.configs import DBCacheConfig, ModelConfig, RunConfig
 
 

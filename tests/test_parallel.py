@@ -10,8 +10,8 @@ import torch
 
 from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConfig
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric
-from cachedit.experiment import preflight
-from cachedit.parallel_check import cached_run, flux_replica
+from cachedit.harness.runs import preflight
+from cachedit.harness.parallel_check import cached_run, flux_replica
 from tests.helpers.parallel import cached_call, cp_cached, run_ranks, tiny_flux
 
 STEPS = 6
@@ -52,7 +52,7 @@ def test_context_parallel_cache_taylorseer_cfg_and_regional_compile_together(tmp
 @pytest.mark.slow  # two processes each import diffusers and build the replica: ~85 s on 2 shared cores
 def test_two_ulysses_ranks_decide_alike_at_a_threshold_that_splits_their_local_metrics(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "cachedit.parallel_check", str(tmp_path), str(STEPS)]
+               "-m", "cachedit.harness.parallel_check", str(tmp_path), str(STEPS)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # The ranks' collective timeout is 60 s; this one bounds start-up and a wedged launcher.
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
@@ -102,7 +102,7 @@ def test_bad_parallel_values_name_the_key_and_the_allowed_values():
 
 def test_a_transformer_without_a_context_parallel_plan_is_refused():
     from cachedit.distributed import enable_context_parallel
-    from cachedit.models.tiny_dit import load_tiny_dit
+    from cachedit.zoo.tiny_dit import load_tiny_dit
 
     with pytest.raises(ValueError, match=r"DiTTransformer2DModel has no context-parallel plan"):
         enable_context_parallel(load_tiny_dit().transformer, ParallelConfig(mode="ulysses", degree=2))
@@ -115,7 +115,7 @@ def test_several_processes_with_parallel_none_are_refused(monkeypatch):
 
 
 def test_a_failure_on_a_nonzero_rank_is_written_under_a_rank_suffixed_name(tmp_path, monkeypatch):
-    from cachedit.experiment import write_failure
+    from cachedit.harness.runs import write_failure
 
     monkeypatch.setenv("RANK", "1")  # as torchrun sets it; no process group in this test
     stats = write_failure(RuntimeError("out of memory"), tmp_path, {"model": {"name": "flux"}})

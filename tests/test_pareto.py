@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from cachedit import pareto
-from cachedit.models.tiny_dit import load_tiny_dit
+from cachedit.harness import pareto
+from cachedit.zoo.tiny_dit import load_tiny_dit
 
 
 def test_front_keeps_only_points_nobody_beats():

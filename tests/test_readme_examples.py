@@ -9,9 +9,9 @@ import pytest
 
 import cachedit
 from cachedit.configs import ModelConfig
-from cachedit.experiment import _generate
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.runs import generate
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -30,12 +30,12 @@ def test_each_readme_block_adapter_example_caches_the_flux_replica(statement):
     inputs = family.inputs(pipe, model)
     pipe.set_progress_bar_config(disable=True)
 
-    uncached = _generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
+    uncached = generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
     for threshold in (0.0, 1e9):  # 0: computes every step, exactly; 1e9: reuses every step after the warm-up
         config = cachedit.DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=threshold, max_warmup_steps=1)
         exec(statement, {"cachedit": cachedit, "pipe": pipe, "config": config})
         try:
-            cached = _generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
+            cached = generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
             stats = cachedit.summary(pipe)
         finally:
             cachedit.disable_cache(pipe)

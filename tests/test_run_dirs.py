@@ -6,8 +6,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from cachedit import run_dirs
-from cachedit.conf_store import register_configs
+from cachedit.harness import run_dirs
+from runners.conf_store import register_configs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

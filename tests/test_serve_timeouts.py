@@ -16,7 +16,7 @@ import torch
 
 from cachedit.config_formats import load_config
 from cachedit.configs import ModelConfig, ModelSource
-from cachedit.pipelines import load_pipeline
+from cachedit.harness.pipelines import load_pipeline
 from cachedit.serving.config import ServerConfig
 from cachedit.serving.generator import BadRequest, CachedGenerator, ClientDisconnected, RequestTimeout
 from tests.helpers.serve import pngs, serve

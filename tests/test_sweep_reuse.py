@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cachedit.sweep import summarize
+from cachedit.harness.sweep import summarize
 from runners import collect
 from runners.callbacks import SweepSummaryCallback
 

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
-from cachedit.conf_store import register_configs
+from runners.conf_store import register_configs
 from runners import collect
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,7 +57,7 @@ def test_a_shape_change_restarts_the_history():
 
 
 def test_forecast_errors_rank_orders_on_a_linear_trend():
-    from cachedit.diagnostics import forecast_errors
+    from cachedit.harness.diagnostics import forecast_errors
 
     residuals = [torch.full((2, 3), 1.0 + 0.5 * t) for t in range(10)]
     errors = forecast_errors(residuals, orders=(0, 1, 2), gap=2)
@@ -65,7 +65,7 @@ def test_forecast_errors_rank_orders_on_a_linear_trend():
 
 
 def test_middle_residuals_are_recorded_once_per_transformer_call(replicas):
-    from cachedit.diagnostics import record_middle_residuals
+    from cachedit.harness.diagnostics import record_middle_residuals
 
     replica = replicas("tiny_dit")
     residuals = record_middle_residuals(replica.pipe, {**replica.inputs, "output_type": "pt"}, seed=0, Fn=1, Bn=1)

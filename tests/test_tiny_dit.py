@@ -11,8 +11,8 @@ import torch
 from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache
 from diffusers.models.cache_utils import CacheMixin
 
-from cachedit.models import digits
-from cachedit.models.tiny_dit import (
+from cachedit.zoo import digits
+from cachedit.zoo.tiny_dit import (
     NULL_CLASS,
     TINY_DIT_WEIGHTS,
     TinyDiTPipeline,

@@ -13,10 +13,10 @@ from diffusers import FluxPipeline, FluxTransformer2DModel
 import cachedit
 from cachedit import DBCacheConfig
 from cachedit.configs import ModelConfig, ModelSource
-from cachedit.models import digits
-from cachedit.models.tiny_flux import TINY_FLUX_WEIGHTS, digit_inputs, load_tiny_flux
-from cachedit.peers import PEERS
-from cachedit.pipelines import check_model
+from cachedit.zoo import digits
+from cachedit.zoo.tiny_flux import TINY_FLUX_WEIGHTS, digit_inputs, load_tiny_flux
+from cachedit.harness.peers import PEERS
+from cachedit.harness.pipelines import check_model
 from runners.train_tiny_flux import generate_per_class
 
 REPO = Path(__file__).resolve().parents[1]

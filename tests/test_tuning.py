@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cachedit import tuning
-from cachedit.benchmark import markdown as bench_markdown
+from cachedit.harness import tuning
+from cachedit.harness.benchmark import markdown as bench_markdown
 from cachedit.configs import TuneConfig
-from cachedit.experiment import one_line
-from cachedit.sweep import summarize
+from cachedit.harness.runs import one_line
+from cachedit.harness.sweep import summarize
 from runners.callbacks import SweepSummaryCallback
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -260,7 +260,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }
 
-# Registry families whose runnable replicas (`cachedit.models.families.FAMILIES`) go by other names: each listed
+# Registry families whose runnable replicas (`cachedit.zoo.families.FAMILIES`) go by other names: each listed
 # family runs one of this registry family's pipeline classes, so the family tests prove it.
 PROVEN_BY: dict[str, tuple[str, ...]] = {
     "pixart": ("pixart_alpha", "pixart_sigma"),  # PixArtAlphaPipeline, PixArtSigmaPipeline

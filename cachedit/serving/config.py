@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..configs import RunConfig, _require
+from ..configs import RunConfig, require
 
 
 @dataclass
@@ -31,17 +31,17 @@ class ServerConfig:
     request_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        _require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port}.")
-        _require(self.max_images >= 1, f"`server.max_images` must be >= 1, got {self.max_images}.")
-        _require(self.max_inference_steps >= 1, f"`server.max_inference_steps` must be >= 1, got {self.max_inference_steps}.")
+        require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port}.")
+        require(self.max_images >= 1, f"`server.max_images` must be >= 1, got {self.max_images}.")
+        require(self.max_inference_steps >= 1, f"`server.max_inference_steps` must be >= 1, got {self.max_inference_steps}.")
         timeout = self.request_timeout_s
         number = not isinstance(timeout, bool) and isinstance(timeout, (int, float))
-        _require(
+        require(
             timeout is None or (number and 0 < timeout < math.inf),
             f"`server.request_timeout_s` must be a number of seconds > 0, or null for no limit, got {timeout!r}.",
         )
         levels = ("critical", "error", "warning", "info", "debug", "trace")
-        _require(self.log_level in levels, f"`server.log_level` must be one of {list(levels)}, got {self.log_level!r}.")
+        require(self.log_level in levels, f"`server.log_level` must be one of {list(levels)}, got {self.log_level!r}.")
 
 
 @dataclass

@@ -32,8 +32,8 @@ import cachedit
 
 from ..config_formats import LoadedConfig, load_config
 from ..configs import ModelConfig, NoCacheConfig
-from ..images import to_uint8
-from ..models.families import get_family
+from ..harness.images import to_uint8
+from ..zoo.families import get_family
 from .config import ServerConfig
 
 OUR_SIZE_KEYS = ("height", "width")

@@ -6,7 +6,7 @@
 import os
 import runpy
 
-from cachedit import experiment
+from cachedit.harness import experiment
 
 
 def _fail(*args, **kwargs):

@@ -19,8 +19,8 @@ import torch.distributed as dist
 
 from cachedit import cache, compiling, distributed
 from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, TaylorSeerConfig
-from cachedit.models.families import get_family
-from cachedit.pipelines import load_pipeline
+from cachedit.zoo.families import get_family
+from cachedit.harness.pipelines import load_pipeline
 
 
 def _rank_main(rank: int, world: int, tmp: Path, work, collective_timeout_s: float) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .fronts import pareto_mask, speedup_at
 from .plots import plot_grid, plot_pareto
-from .stats import speedup_notes
+from ..stats import speedup_notes
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
 
 
 def _tune_config(records: list[dict]):
-    from .configs import TuneConfig
+    from ..configs import TuneConfig
 
     for stats in records:
         tune = _get(stats, "config", "tune")

@@ -188,7 +188,7 @@ def assemble(transformer: FluxTransformer2DModel, prompts: ClassPrompts) -> Flux
 def save_tiny_flux(pipe: FluxPipeline, path: str | Path) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    # what `cachedit.pipelines.check_model` reads to count blocks without loading weights
+    # what `cachedit.harness.pipelines.check_model` reads to count blocks without loading weights
     index = {"_class_name": "FluxPipeline", "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"], "transformer": ["diffusers", "FluxTransformer2DModel"]}
     (path / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     # float16 on disk halves the repository's share (the model is defined by these rounded weights; loads as float32)

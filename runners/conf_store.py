@@ -6,7 +6,7 @@ each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>
 
 from hydra.core.config_store import ConfigStore
 
-from .configs import (
+from cachedit.configs import (
     CFGCacheConfig,
     DBCacheConfig,
     DBPruneConfig,
@@ -19,8 +19,8 @@ from .configs import (
     TaylorSeerConfig,
     TuneConfig,
 )
-from .run_dirs import register_resolver
-from .serving.config import ServeConfig, ServerConfig
+from cachedit.harness.run_dirs import register_resolver
+from cachedit.serving.config import ServeConfig, ServerConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,

@@ -13,9 +13,9 @@ import diffusers
 import torch
 from accelerate import init_empty_weights
 
-from .adapters import adapters_for
-from .configs import ModelConfig, ModelSource
-from .models.families import Family, get_family
+from ..adapters import adapters_for
+from ..configs import ModelConfig, ModelSource
+from ..zoo.families import Family, get_family
 
 _LOADED: dict[tuple, object] = {}  # sweeps run every job in one process: load each pipeline once
 

@@ -16,7 +16,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 
-from .configs import TuneConfig, TuneObjective
+from ..configs import TuneConfig, TuneObjective
 
 PSNR_CAP = 100.0  # identical outputs (PSNR = inf) count as 100 dB so that the objective stays finite
 # What a failed job returns to the sweeper. Not nan: hydra-optuna-sweeper 1.3 with Optuna 2.10 aborts the whole
@@ -79,7 +79,7 @@ def best(records: list[dict], tune: TuneConfig) -> tuple[dict, float] | None:
 
 def speedup_check(stats: dict) -> str:
     """The measured speedup next to the ideal one the tune optimised, with a warning when it exceeds it."""
-    from .stats import speedup_warning
+    from ..stats import speedup_warning
 
     measured, ideal = stats.get("speedup"), stats.get("ideal_speedup")
     if measured is None or ideal is None:

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import disable_cache, enable_cache
+from ..cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
-from .hooks._diffusers import HookRegistry
+from ..hooks._diffusers import HookRegistry
 from .metrics import fidelity
 from .peers import cache_dit_on, hook_names
-from .stats import speedup_notes
+from ..stats import speedup_notes
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
 FRECHET_LEVELS = (0.05, 0.10, 0.20)  # Fréchet <= uncached * (1 + level)

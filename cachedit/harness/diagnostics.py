@@ -11,10 +11,10 @@ import statistics
 
 import torch
 
-from .adapters import adapters_for
-from .adapters.patterns import HIDDEN, StreamReader
-from .hooks.dbcache import relative_l1
-from .hooks.taylorseer import TaylorSeerState
+from ..adapters import adapters_for
+from ..adapters.patterns import HIDDEN, StreamReader
+from ..hooks.dbcache import relative_l1
+from ..hooks.taylorseer import TaylorSeerState
 
 
 def record_middle_residuals(pipe, inputs: dict, seed: int, Fn: int, Bn: int) -> list[torch.Tensor]:

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import disable_cache, enable_cache, summary
-from .compiling import compile as compile_pipe
-from .configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
-from .distributed import (
+from ..cache import disable_cache, enable_cache, summary
+from ..compiling import compile as compile_pipe
+from ..configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
+from ..distributed import (
     broadcast_from_rank_zero,
     check_parallel,
     enable_context_parallel,
@@ -32,12 +32,12 @@ from .distributed import (
     is_rank_zero,
     launch_rank,
 )
-from .factory import check_combination, config_for
+from ..factory import check_combination, config_for
 from .images import save_grid
 from .metrics import fidelity
-from .models.families import get_family
+from ..zoo.families import get_family
 from .pipelines import check_model, load_pipeline, resolve_device
-from .stats import format_summary, speedup_warning
+from ..stats import format_summary, speedup_warning
 
 log = logging.getLogger(__name__)
 _BASELINES: dict[str, object] = {}  # uncached runs (and fewer-steps references), reused by every job of a sweep
@@ -70,7 +70,7 @@ def preflight(run: RunConfig) -> dict[str, int]:
     return blocks
 
 
-def _generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images") -> Generation:
+def generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images") -> Generation:
     """`output`: the attribute of the pipeline output to keep (the family's: ``frames`` for videos)."""
     seconds = []
     for _ in range(repeats):
@@ -84,20 +84,20 @@ def _generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images
     return Generation(np.asarray(images, dtype=np.float32), seconds)
 
 
-def _warm_up(pipe, inputs: dict, output: str = "images") -> None:
+def warm_up(pipe, inputs: dict, output: str = "images") -> None:
     """One short untimed call per pipeline, so one-time start-up costs do not land in the first timed run."""
     if id(pipe) not in _WARM:
         short = {"num_inference_steps": 2} if "num_inference_steps" in inputs else {}  # RFD4-Proteina's call takes none
-        _generate(pipe, {**inputs, **short}, seed=0, repeats=1, output=output)
+        generate(pipe, {**inputs, **short}, seed=0, repeats=1, output=output)
         _WARM.add(id(pipe))
 
 
-def _cached_run(pipe, run: RunConfig, inputs: dict, output: str = "images") -> tuple[Generation, dict | None]:
+def cached_run(pipe, run: RunConfig, inputs: dict, output: str = "images") -> tuple[Generation, dict | None]:
     if isinstance(run.cache, NoCacheConfig):
-        return _generate(pipe, inputs, run.seed, run.repeats, output), None
+        return generate(pipe, inputs, run.seed, run.repeats, output), None
     enable_cache(pipe, run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg)
     try:  # always removed: sweeps reuse the pipeline in the same process
-        return _generate(pipe, inputs, run.seed, run.repeats, output), dict(summary(pipe))
+        return generate(pipe, inputs, run.seed, run.repeats, output), dict(summary(pipe))
     finally:
         disable_cache(pipe)
 
@@ -153,7 +153,7 @@ def run_generation(
     _parallelize(pipe, run)
     compile_pipe(pipe, run.compile)  # every run: `none` restores a pipeline an earlier job of the sweep compiled
     inputs = family.inputs(pipe, run.model)
-    _warm_up(pipe, inputs, family.output)  # also pays the compilation, outside the timed runs
+    warm_up(pipe, inputs, family.output)  # also pays the compilation, outside the timed runs
 
     baseline, baseline_source, reference = None, None, []
     if run.compare_baseline and not isinstance(run.cache, NoCacheConfig):
@@ -161,7 +161,7 @@ def run_generation(
         baseline, baseline_source = _baseline(pipe, run, inputs, baseline_dir, family.output, fingerprint)
         reference = _fewer_steps(pipe, run, inputs, baseline, baseline_dir, family, baseline_dir is not None,
                                  fingerprint)
-    result, cache_summary = _cached_run(pipe, run, inputs, family.output)
+    result, cache_summary = cached_run(pipe, run, inputs, family.output)
 
     stats = {
         "status": "ok",
@@ -226,7 +226,7 @@ def _baseline(
     def save(generation: Generation, path: Path) -> None:
         np.savez(path, images=generation.images, seconds=np.asarray(generation.seconds))
 
-    compute = lambda: _generate(pipe, inputs, run.seed, run.repeats, output)  # noqa: E731
+    compute = lambda: generate(pipe, inputs, run.seed, run.repeats, output)  # noqa: E731
     return _once(key, baseline_dir, ".npz", compute, load, save)
 
 
@@ -252,7 +252,7 @@ def _fewer_steps(pipe, run: RunConfig, inputs: dict, baseline: Generation, basel
     def compute() -> list[dict]:
         rows = []
         for count in tqdm(counts, desc="fewer steps (uncached reference)", leave=False):
-            generation = _generate(pipe, {**inputs, "num_inference_steps": count}, run.seed, run.repeats, family.output)
+            generation = generate(pipe, {**inputs, "num_inference_steps": count}, run.seed, run.repeats, family.output)
             scores = fidelity(baseline.images, generation.images)
             row = {"steps": count, "ideal_speedup": steps / count,
                    "speedup": baseline.median_seconds / generation.median_seconds,

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .configs import NoCacheConfig, RunConfig
-from .experiment import _cached_run, _generate, _warm_up, preflight
+from ..configs import NoCacheConfig, RunConfig
+from .runs import cached_run, generate, warm_up, preflight
 from .metrics import fidelity
-from .models.families import get_family
+from ..zoo.families import get_family
 from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
-from .stats import speedup_notes
+from ..stats import speedup_notes
 
 BASELINE = "uncached"
 
@@ -34,7 +34,7 @@ class BenchRow:
 def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[str, dict] | None = None) -> list[dict]:
     """Time the uncached baseline and each setting `repeats` times; return one result dict per row.
 
-    `peers` adds rows of other caches on the same pipeline: label -> ``{"peer": name, **params}`` (`cachedit.peers`).
+    `peers` adds rows of other caches on the same pipeline: label -> ``{"peer": name, **params}`` (`cachedit.harness.peers`).
     """
     peers = peers or {}
     check_peers(peers)
@@ -48,7 +48,7 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[
     pipe = load_pipeline(first.model)
     pipe.set_progress_bar_config(disable=True)
     inputs = family.inputs(pipe, first.model)
-    _warm_up(pipe, inputs, family.output)
+    warm_up(pipe, inputs, family.output)
 
     rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in [*settings, *peers]}
     baseline_run = RunConfig(model=first.model, cache=NoCacheConfig(), seed=first.seed)
@@ -59,7 +59,7 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[
                     result = _peer_run(pipe, peers[label], inputs, first.seed, family.output)
                 else:
                     run = baseline_run if label == BASELINE else settings[label]
-                    result, row.cache = _cached_run(pipe, run, inputs, family.output)
+                    result, row.cache = cached_run(pipe, run, inputs, family.output)
                 row.seconds += result.seconds
                 row.images = result.images
                 progress.update()
@@ -70,7 +70,7 @@ def _peer_run(pipe, spec: dict, inputs: dict, seed: int, output: str):
     params = {key: value for key, value in spec.items() if key != "peer"}
     undo = PEERS[spec["peer"]](pipe, **params)
     try:
-        return _generate(pipe, inputs, seed, repeats=1, output=output)
+        return generate(pipe, inputs, seed, repeats=1, output=output)
     finally:
         undo()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .configs import ForecastCacheConfig
+from ..configs import ForecastCacheConfig
 from .metrics import psnr
 
 Generate = Callable[[ForecastCacheConfig | None], np.ndarray]  # config (None: uncached) -> images in [0, 1]

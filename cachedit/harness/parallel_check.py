@@ -1,6 +1,6 @@
 """Context-parallel DBCache on the FLUX replica, one process per rank, as the tests and the README table run it:
 
-    torchrun --nproc_per_node=2 -m cachedit.parallel_check OUT_DIR [STEPS]
+    torchrun --nproc_per_node=2 -m cachedit.harness.parallel_check OUT_DIR [STEPS]
 
 Each rank writes ``rank<r>.json`` (its local metric at every step, the threshold, its decision string) and
 ``rank<r>.pt`` (its output). The threshold is picked between the two ranks' *local* metrics at one step, so a rank
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import distributed
-from .cache import disable_cache, enable_cache, summary
-from .configs import DBCacheConfig, ModelConfig, ParallelConfig
-from .models.families import get_family
+from .. import distributed
+from ..cache import disable_cache, enable_cache, summary
+from ..configs import DBCacheConfig, ModelConfig, ParallelConfig
+from ..zoo.families import get_family
 from .pipelines import load_pipeline
 
 
