@@ -9,23 +9,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
-import inspect
 import os
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 
-from .adapters import BlockAdapter, adapters_for
-from .compiling import check_cacheable
-from .config_formats import LoadedConfig, load_config
-from .configs import CFGCacheConfig, DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
-from .factory import build_engine, config_for
-from .hooks import attach_engine, detach_engine
+from .adapters import BlockAdapter
 from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transformer, wrap_transformer
-from .hooks.call_owner import running_call
-from .hooks.schedule import scheduled_steps
-from .stats import CacheStats, format_summary
+from .config_formats import LoadedConfig, load_config
+from .configs import CFGCacheConfig, DBCacheConfig, StepMaskConfig, TaylorSeerConfig
+from .hooks import attach_engine, detach_engine
+from .hooks.lifecycle import Lifecycle, with_call_start
+from .plan import CachePlan, resolve_plan
+from .stats import format_summary
+
+__all__ = ["CacheSummary", "disable_cache", "enable_cache", "is_cache_enabled", "summary"]
 
 _HANDLE = "_cachedit"
 
@@ -34,12 +32,26 @@ _HANDLE = "_cachedit"
 class _CacheHandle:
     """What `enable_cache` changed on a pipeline, so `disable_cache` can undo exactly that."""
 
-    config: object
+    plan: CachePlan
     original_class: type
-    options: dict = field(default_factory=dict)  # taylorseer, scm, cfg, adapters: to enable a copy the same way
-    stats: CacheStats = field(default_factory=CacheStats)
-    engines: list = field(default_factory=list)  # [(transformer, engine)]
+    lifecycles: list = field(default_factory=list)  # one per planned stack
     guard: CallGuard = field(default_factory=CallGuard)  # one call at a time: state is per model
+
+    @property
+    def config(self):
+        return self.plan.config
+
+    @property
+    def options(self) -> dict:  # taylorseer, scm, cfg, adapters: to enable a copy the same way
+        return self.plan.options
+
+    @property
+    def stats(self):
+        return self.plan.stats
+
+    @property
+    def transformers(self) -> list[torch.nn.Module]:
+        return list({id(s.transformer): s.transformer for s in self.plan.stacks}.values())
 
     def settings(self) -> dict:
         """The snapshot of the configs in force, JSON-ready."""
@@ -52,8 +64,8 @@ class _CacheHandle:
         """Every pipeline call starts from empty state, never inferred from a step counter. `schedule` reads the
         steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
         self.stats.begin_call()
-        for _, engine in self.engines:
-            engine.begin_call(num_inference_steps, schedule)
+        for lifecycle in self.lifecycles:
+            lifecycle.begin_call(num_inference_steps, schedule)
 
 
 class CacheSummary(dict):
@@ -63,23 +75,6 @@ class CacheSummary(dict):
         return format_summary(self)
 
 
-def _with_call_reset(cls: type) -> type:
-    """A same-named subclass whose ``__call__`` resets the cache first (``pipe(...)`` looks ``__call__`` up on
-    the class, so an instance attribute would not work). `disable_cache` puts the original class back."""
-
-    signature = inspect.signature(cls.__call__)
-
-    def __call__(self, *args, **kwargs):
-        handle = getattr(self, _HANDLE)
-        with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
-            handle.begin_call(_num_inference_steps(self, signature, args, kwargs), partial(scheduled_steps, self))
-            with running_call(handle):  # the hooks cache only within this pipeline's own calls
-                return cls.__call__(self, *args, **kwargs)
-
-    namespace = {"__call__": __call__, "__deepcopy__": _deepcopy_cached, "__reduce_ex__": _reduce_cached}
-    return type(cls.__name__, (cls,), {**namespace, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
-
-
 def _uncached_copy(pipe, memo: dict):
     """A deep copy of `pipe` as it was before `enable_cache` (original class, no hooks); `pipe` is not touched."""
     handle = getattr(pipe, _HANDLE)
@@ -87,7 +82,7 @@ def _uncached_copy(pipe, memo: dict):
     memo[id(pipe)] = clone
     state = {key: value for key, value in pipe.__dict__.items() if key != _HANDLE}
     clone.__dict__.update(copy.deepcopy(state, memo))  # the hooks on its modules are copied with them ...
-    for transformer, _ in handle.engines:
+    for transformer in handle.transformers:
         detach_engine(memo[id(transformer)])  # ... and removed here
     return clone
 
@@ -120,19 +115,6 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _num_inference_steps(pipe, signature: inspect.Signature, args: tuple, kwargs: dict) -> int | None:
-    """The call's step count: an argument of classic pipelines; a keyword input of modular pipelines
-    (``pipe(prompt=..., num_inference_steps=8)``), whose default sits on the pipeline's blocks."""
-    bound = signature.bind_partial(pipe, *args, **kwargs)
-    bound.apply_defaults()
-    if "num_inference_steps" in bound.arguments:
-        return bound.arguments["num_inference_steps"]
-    if "num_inference_steps" in kwargs:
-        return kwargs["num_inference_steps"]
-    defaults = getattr(pipe, "default_call_parameters", None)  # ModularPipeline
-    return defaults.get("num_inference_steps") if isinstance(defaults, dict) else None
 
 
 def _target(pipe):
@@ -183,40 +165,18 @@ def enable_cache(
     # A snapshot: changing the caller's config objects later has no effect on this cache.
     config = DBCacheConfig() if config is None else copy.deepcopy(config)
     taylorseer, scm, cfg = copy.deepcopy((taylorseer, scm, cfg))
-    options = {"taylorseer": taylorseer, "scm": scm, "cfg": cfg, "adapters": adapters}
-    adapters = adapters_for(pipe) if adapters is None else adapters
-    handle = _CacheHandle(config, type(pipe), options)
-    if not isinstance(config, NoCacheConfig):
-        # Build every engine first, so a bad config or adapter leaves the pipeline untouched.
-        built = []
-        present = [adapter for adapter in adapters if adapter.present(pipe)]  # Wan 2.1 has no transformer_2
-        names = [adapter.transformer for adapter in present]
-        try:
-            for adapter in present:
-                transformer = adapter.find_transformer(pipe)
-                check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
-                stacks = adapter.stacks(transformer, config_for(config, adapter.transformer, names))
-                for stack in stacks:
-                    engine = build_engine(
-                        stack.config, stack.blocks, handle.stats, stack.name, stack.list_starts,
-                        taylorseer=taylorseer, scm=scm, cfg=cfg,
-                    )
-                    stack_name = stack.name if len(stacks) > 1 else None
-                    built.append((transformer, engine, [block for block, _ in stack.blocks], stack_name))
-        except Exception:
-            for adapter in present:  # an adapter's patch (Latte's block pairs) may already sit on its transformer
-                if isinstance(getattr(pipe, adapter.transformer, None), torch.nn.Module):
-                    detach_engine(getattr(pipe, adapter.transformer))
-            raise
-        if not built:
-            raise ValueError(f"None of the adapters' transformers is present on this {type(pipe).__name__}.")
-        for transformer, engine, blocks, stack in built:
-            engine.owner = handle
-            attach_engine(transformer, blocks, engine, stack)
-        handle.engines = [(transformer, engine) for transformer, engine, _, _ in built]
+    plan = resolve_plan(pipe, config, taylorseer=taylorseer, scm=scm, cfg=cfg, adapters=adapters)  # attaches nothing
+    handle = _CacheHandle(plan, type(pipe))
+    separate = cfg.enable_separate_cfg if cfg is not None else CFGCacheConfig().enable_separate_cfg
+    for stack in plan.stacks:
+        lifecycle = Lifecycle(stack.engine, separate_branches=separate)
+        lifecycle.owner = handle
+        attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
+        handle.lifecycles.append(lifecycle)
     setattr(pipe, _HANDLE, handle)
     if not isinstance(pipe, TransformerHolder):  # a bare transformer's requests begin at `cachedit.request`
-        pipe.__class__ = _with_call_reset(type(pipe))
+        namespace = {"__deepcopy__": _deepcopy_cached, "__reduce_ex__": _reduce_cached}
+        pipe.__class__ = with_call_start(type(pipe), lambda p: getattr(p, _HANDLE), namespace)
     return pipe
 
 
@@ -250,7 +210,7 @@ def disable_cache(pipe):
     target = _target(pipe)
     handle = getattr(target, _HANDLE)
     with handle.guard.hold():  # never pull the hooks from under a running call
-        for transformer, _ in handle.engines:
+        for transformer in handle.transformers:
             detach_engine(transformer)
         target.__class__ = handle.original_class
         delattr(target, _HANDLE)

@@ -16,7 +16,7 @@ import threading
 
 import torch
 
-from .hooks.call_owner import running_call
+from .hooks.lifecycle import running_call
 
 _HOLDER = "_cachedit_request_holder"
 

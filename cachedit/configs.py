@@ -43,15 +43,69 @@ def _enum(cls: type[Enum], value, name: str):
 ################################################################################
 
 
+CACHE_CONFIGS: dict[str, type] = {}  # `name` -> config class; every cache policy's config registers itself here
+
+
+class CacheConfig:
+    """Base of the cache configs: what a policy's config says about itself, so runs, sweeps, stats and benchmarks
+    need no list of policies. Defining a subclass registers it under its `name` default: the YAML option
+    ``cache=<name>``, the `name` key of ``cachedit.load_config``. Its engine registers in `cachedit.hooks.policies`.
+    """
+
+    name: str
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        CACHE_CONFIGS[cls.name] = cls
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CacheConfig":
+        """The config a `stats.json` or container dict describes (its `name` picks the class)."""
+        config_cls = CACHE_CONFIGS[values["name"]]
+        return config_cls(**{k: v for k, v in values.items() if k in config_cls.__dataclass_fields__})
+
+    def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
+        """Raise if a stack of `num_blocks` blocks leaves this policy nothing to cache."""
+        require(
+            self.Fn + self.Bn < num_blocks,
+            f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no block to cache among the {num_blocks} blocks of {where}; "
+            f"allowed: Fn + Bn <= {num_blocks - 1}.",
+        )
+
+    def strify(self) -> str:
+        """Short run name, e.g. ``DBCache_F8B0_W8_M-1_MC-1_R0.08``."""
+        raise NotImplementedError
+
+    def series(self) -> str:
+        """The knobs that make one line of a sweep's plot (settings on it differ only in `setting()`)."""
+        return f"F{self.Fn}B{self.Bn}"
+
+    def setting(self) -> str:
+        """The setting within its series, e.g. ``R0.08`` (a threshold) or the run name (a schedule)."""
+        return self.strify()
+
+
 @dataclass
-class NoCacheConfig:
+class NoCacheConfig(CacheConfig):
     """Caching disabled: the pipeline runs exactly as diffusers ships it (``cache=none``)."""
 
     name: str = "none"
 
+    def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
+        pass
+
+    def strify(self) -> str:
+        return "NoCache"
+
+    def series(self) -> str:
+        return ""
+
+    def setting(self) -> str:
+        return ""
+
 
 @dataclass
-class DBCacheConfig:
+class DBCacheConfig(CacheConfig):
     r"""Dual-Block Cache: compute the first `Fn` and last `Bn` blocks every step, skip the middle when the first
     blocks' residual barely changed. FBCache (First Block Cache, https://github.com/chengzeyi/ParaAttention) is
     ``Fn=1, Bn=0``. Definitions: DESIGN.md §3.
@@ -140,6 +194,9 @@ class DBCacheConfig:
             f"_MC{self.max_continuous_cached_steps}_R{self.residual_diff_threshold:g}"
         )
 
+    def setting(self) -> str:
+        return f"R{self.residual_diff_threshold:g}"
+
 
 def _check_per_transformer(config) -> None:
     """Every per-transformer override must name a field of the same config (validated again when applied)."""
@@ -153,7 +210,7 @@ def _check_per_transformer(config) -> None:
 
 
 @dataclass
-class DBPruneConfig:
+class DBPruneConfig(CacheConfig):
     r"""Dynamic Block Prune: the DBCache decision made per block. Each prunable block keeps its own residual; a
     block whose input changed less than the threshold since it last computed returns ``input + its residual``.
     Uses one residual per block (more memory than DBCache) for finer-grained skipping. DESIGN.md §3.
@@ -219,9 +276,12 @@ class DBPruneConfig:
         dynamic = f"_D{self.dynamic_prune_threshold_relax_ratio:g}" if self.enable_dynamic_prune_threshold else ""
         return f"DBPrune_F{self.Fn}B{self.Bn}_W{self.max_warmup_steps}_R{self.residual_diff_threshold:g}{dynamic}"
 
+    def setting(self) -> str:
+        return f"R{self.residual_diff_threshold:g}"
+
 
 @dataclass
-class ForecastCacheConfig:
+class ForecastCacheConfig(CacheConfig):
     r"""Forecast Cache: on scheduled steps compute the blocks, on every other step compute none of the middle and
     forecast its residual from the computed steps with a Newton polynomial in the timestep (TaylorSeer's idea
     applied to the whole span, on the sampler's own time axis). A skipped step costs only the `Fn` + `Bn` blocks
@@ -278,13 +338,6 @@ class ForecastCacheConfig:
             require(not bad, f"`compute_steps` {bad} lie outside [0, {self.reference_steps - 1}] (`reference_steps`={self.reference_steps}).")
             self.compute_steps = sorted(set(steps))
         _check_per_transformer(self)
-
-    def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
-        require(
-            self.Fn + self.Bn < num_blocks,
-            f"`Fn` + `Bn` = {self.Fn + self.Bn} leaves no block to forecast among the {num_blocks} blocks of {where}; "
-            f"allowed: Fn + Bn <= {num_blocks - 1}.",
-        )
 
     def scheduled_steps(self, num_steps: int) -> frozenset[int]:
         """The steps that compute in a call of `num_steps` steps."""

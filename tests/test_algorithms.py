@@ -190,11 +190,11 @@ def test_poisoning_one_branch_leaves_the_other_untouched():
 
     pipe = ToyPipeline()
     cachedit.enable_cache(pipe, config, adapters=TOY_ADAPTERS)
-    engine = pipe._cachedit.engines[0][1]
+    (lifecycle,) = pipe._cachedit.lifecycles
 
     def poison(step):
         if step == 1:
-            residuals = engine.states._state_cache["uncond"].segment_residuals
+            residuals = lifecycle.states._state_cache["uncond"].engine_state.segment_residuals
             for segment, streams in residuals.items():
                 residuals[segment] = {k: torch.full_like(v, math.nan) for k, v in streams.items()}
 

@@ -6,7 +6,7 @@ import torch
 import cachedit
 from cachedit import DBCacheConfig
 from cachedit.hooks import relative_l1
-from cachedit.hooks.call_owner import running_call  # a direct transformer call within the pipeline's call
+from cachedit.hooks.lifecycle import running_call  # a direct transformer call within the pipeline's call
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, ToyTransformer, steady_inputs
 
 ALWAYS = 1e9  # a threshold every diff is below: only warmup and caps decide

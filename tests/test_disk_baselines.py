@@ -2,7 +2,7 @@
 
 import torch
 
-from cachedit.harness import experiment
+from cachedit.harness import runs
 from cachedit.configs import ModelConfig, RunConfig
 from cachedit.zoo.families import get_family
 from cachedit.harness.pipelines import load_pipeline
@@ -16,8 +16,8 @@ def test_a_disk_baseline_is_reused_only_for_the_same_weights_and_scheduler(tmp_p
     inputs = get_family("tiny_dit").inputs(pipe, run.model)
 
     def source() -> str:
-        monkeypatch.setattr(experiment, "_BASELINES", {})  # each call is a fresh job process
-        return experiment._baseline(pipe, run, inputs, tmp_path)[1]
+        monkeypatch.setattr(runs, "_BASELINES", {})  # each call is a fresh job process
+        return runs._baseline(pipe, run, inputs, tmp_path)[1]
 
     assert [source(), source()] == ["computed", "disk"]
     weight, shift = next(pipe.transformer.parameters()), pipe.scheduler.config.get("shift", 1.0)

@@ -16,7 +16,7 @@ from cachedit import BlockAdapter, DBCacheConfig
 from cachedit.adapters import registry
 from cachedit.adapters.block_adapter import discover_block_lists
 from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
-from cachedit.hooks.call_owner import running_call  # a direct transformer call within the pipeline's call
+from cachedit.hooks.lifecycle import running_call  # a direct transformer call within the pipeline's call
 from cachedit.zoo import dit_families
 from cachedit.zoo.dit_families.modular import modular_classes
 from cachedit.zoo.families import FAMILIES, get_family
@@ -391,7 +391,7 @@ def test_motif_video_decoder_blocks_are_a_segment_of_their_own():
     pipe = type("TwoCalls", (), {"transformer": spec.transformer().eval()})()
     (adapter,) = registry.ADAPTERS["MotifVideoPipeline"]
     config = DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=1.0, max_warmup_steps=0)
-    (stack,) = adapter.stacks(pipe.transformer, config)
+    (stack,) = adapter.layout(pipe.transformer)
     dual, single = len(pipe.transformer.transformer_blocks), len(pipe.transformer.single_transformer_blocks)
     decoder = pipe.transformer.num_decoder_layers
     assert 0 < decoder < single and stack.list_starts == (0, dual, dual + single - decoder)

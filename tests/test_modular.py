@@ -11,7 +11,7 @@ import torch
 import cachedit
 from cachedit import DBCacheConfig
 from cachedit.adapters import registry
-from cachedit.cache import _num_inference_steps
+from cachedit.hooks.lifecycle import call_steps
 from cachedit.zoo import dit_families
 from cachedit.zoo.dit_families.modular import (
     MODULAR_ONLY_REPLICAS, MODULAR_REPLICAS, build_modular_only, modular_classes, modular_replica,
@@ -87,11 +87,11 @@ def test_the_step_count_comes_from_keyword_inputs_or_the_blocks_default():
             pass
 
     modular_signature = inspect.signature(Modular.__call__)
-    assert _num_inference_steps(Modular(), modular_signature, (), {"num_inference_steps": 7}) == 7
-    assert _num_inference_steps(Modular(), modular_signature, (), {"prompt": "a cat"}) == 28
+    assert call_steps(Modular(), modular_signature, (), {"num_inference_steps": 7}) == 7
+    assert call_steps(Modular(), modular_signature, (), {"prompt": "a cat"}) == 28
     classic_signature = inspect.signature(Classic.__call__)
-    assert _num_inference_steps(Classic(), classic_signature, ("a cat",), {}) == 50
-    assert _num_inference_steps(Classic(), classic_signature, ("a cat", 9), {}) == 9
+    assert call_steps(Classic(), classic_signature, ("a cat",), {}) == 50
+    assert call_steps(Classic(), classic_signature, ("a cat", 9), {}) == 9
 
 
 def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():

@@ -9,7 +9,6 @@ its own, with its own engine and hooks. ``BlockAdapter(block_lists="auto")`` dis
 from __future__ import annotations
 
 import ast
-import dataclasses
 import inspect
 import textwrap
 from dataclasses import dataclass
@@ -27,13 +26,14 @@ BlockListSpec = Union[tuple[str, ForwardPattern], tuple[str, ForwardPattern, dic
 
 
 @dataclass(frozen=True)
-class Stack:
-    """Blocks cached together by one engine: `blocks` is ``[(module, pattern), ...]`` in forward order."""
+class StackLayout:
+    """Blocks cached together by one engine: `blocks` is ``[(module, pattern), ...]`` in forward order; `knobs` are
+    the block list's own cache knobs (the third element of its entry), applied by `cachedit.plan`."""
 
     name: str
-    config: object
     blocks: list
     list_starts: tuple[int, ...]
+    knobs: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class BlockAdapter:
             ``(("transformer_blocks", ENCODER_HIDDEN_OUT), ("single_transformer_blocks", ENCODER_HIDDEN_OUT))``.
             A dotted attribute reaches nested lists (``"mode_blocks.image"``). A third element, a dict of cache
             knobs (``{"Fn": 1, "residual_diff_threshold": 0.2}``), makes that list a separate stack whose config is
-            the pipeline's config with those knobs replaced. `"auto"` discovers the transformer's top-level block
+            the pipeline's config with those knobs replaced (the last override layer, see `cachedit.plan`). `"auto"` discovers the transformer's top-level block
             lists and infers each pattern from the block's ``forward`` source (see `discover_block_lists`).
         transformer (`str`, defaults to `"transformer"`): the pipeline attribute holding the transformer.
         optional (`bool`, defaults to `False`): skip this adapter when the pipeline has no such transformer (e.g.
@@ -93,23 +93,22 @@ class BlockAdapter:
         """The flattened block stack, each block with its pattern (checked against its signature)."""
         return [item for attr, pattern, _ in self.resolve(transformer) for item in self._checked(transformer, attr, pattern)]
 
-    def stacks(self, transformer: torch.nn.Module, config) -> list[Stack]:
-        """The engines' stacks: consecutive lists without overrides share one; a list with overrides is alone."""
+    def layout(self, transformer: torch.nn.Module) -> list[StackLayout]:
+        """The engines' stacks: consecutive lists without knobs share one; a list with knobs is alone."""
         groups: list[tuple[list, dict | None]] = []
-        for attr, pattern, overrides in self.resolve(transformer):
-            if overrides is None and groups and groups[-1][1] is None:
+        for attr, pattern, knobs in self.resolve(transformer):
+            if knobs is None and groups and groups[-1][1] is None:
                 groups[-1][0].append((attr, pattern))
             else:
-                groups.append(([(attr, pattern)], overrides))
+                groups.append(([(attr, pattern)], knobs))
         stacks = []
-        for lists, overrides in groups:
+        for lists, knobs in groups:
             blocks, starts = [], []
             for attr, pattern in lists:
                 starts.append(len(blocks))
                 blocks.extend(self._checked(transformer, attr, pattern))
             name = self.transformer if len(groups) == 1 else f"{self.transformer}.{lists[0][0]}"
-            stack_config = dataclasses.replace(config, **overrides) if overrides else config
-            stacks.append(Stack(name, stack_config, blocks, tuple(starts)))
+            stacks.append(StackLayout(name, blocks, tuple(starts), knobs))
         return stacks
 
 

@@ -13,7 +13,7 @@ import torch
 
 from ..adapters import adapters_for
 from ..adapters.patterns import HIDDEN, StreamReader
-from ..hooks.dbcache import relative_l1
+from ..hooks import relative_l1
 from ..hooks.taylorseer import TaylorSeerState
 
 

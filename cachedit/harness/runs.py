@@ -32,7 +32,8 @@ from ..distributed import (
     is_rank_zero,
     launch_rank,
 )
-from ..factory import check_combination, config_for
+from ..hooks import check_combination
+from ..plan import _per_transformer as config_for  # TEMP until preflight resolves a plan
 from .images import save_grid
 from .metrics import fidelity
 from ..zoo.families import get_family

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .fronts import pareto_mask, speedup_at
 from .plots import plot_grid, plot_pareto
+from ..configs import CacheConfig, NoCacheConfig
 from ..stats import speedup_notes
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,15 @@ def _get(mapping: dict | None, *keys, default=None):
     return mapping
 
 
-def _schedule_label(stats: dict, algorithm: str | None) -> str:
-    return f" {stats['name']}" if algorithm != "none" and stats.get("name") else ""
+def _describe(cache: dict, algorithm: str | None) -> tuple[str, str]:
+    """(series, setting) as the cache config describes itself; e.g. ``("fbcache F1B0", "R0.08")``."""
+    try:
+        config = CacheConfig.from_dict(cache)
+    except (KeyError, TypeError, ValueError):  # a failed job may hold no valid config
+        return f"{algorithm} (invalid config)", ""
+    if isinstance(config, NoCacheConfig):
+        return "none (uncached)", ""
+    return f"{algorithm} {config.series()}", config.setting()
 
 
 def _row(stats: dict, job_dir: str) -> dict:
@@ -69,14 +77,13 @@ def _row(stats: dict, job_dir: str) -> dict:
     choices = stats.get("choices") or {}
     algorithm = choices.get("cache") or cache.get("name") or stats.get("name")
     order = _get(config, "taylorseer", "order")
-    series = "none (uncached)" if algorithm == "none" else f"{algorithm} F{cache.get('Fn')}B{cache.get('Bn')}"
+    series, setting = _describe(cache, algorithm)
     series += f" T{order}" if order else ""
     threshold = cache.get("residual_diff_threshold")
     fidelity = stats.get("fidelity") or {}
     row = {
         "job": _get(stats, "job", "num"), "status": stats.get("status", "unknown"),
-        # a threshold names a setting within its series; policies without one (forecast schedules) use the run name
-        "label": series + (f" R{threshold:g}" if threshold is not None else _schedule_label(stats, algorithm)),
+        "label": f"{series} {setting}".rstrip(),
         "series": series,
         "algorithm": algorithm, "Fn": cache.get("Fn"), "Bn": cache.get("Bn"), "threshold": threshold,
         "taylorseer_order": order, "model": stats.get("model"), "steps": _get(config, "model", "num_inference_steps"),

@@ -6,7 +6,7 @@ from ..configs import StepMaskConfig, StepMaskName, StepMaskPolicy
 
 # Steps that compute out of 28; rescaled to the actual step count.
 BUDGETS_OF_28 = {StepMaskName.slow: 18, StepMaskName.medium: 15, StepMaskName.fast: 11, StepMaskName.ultra: 8}
-COMPUTE, REUSE, DECIDE = "compute", "reuse", "decide"
+from .protocol import COMPUTE, DECIDE, REUSE  # noqa: F401 - re-exported: the step rule's answers
 
 
 def compute_steps(config: StepMaskConfig, num_steps: int) -> frozenset[int]:

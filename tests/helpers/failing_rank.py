@@ -6,7 +6,7 @@
 import os
 import runpy
 
-from cachedit.harness import experiment
+from cachedit.harness import runs
 
 
 def _fail(*args, **kwargs):
@@ -15,6 +15,6 @@ def _fail(*args, **kwargs):
 
 if __name__ == "__main__":
     if int(os.environ.get("RANK", "0")) == 1:
-        experiment.load_pipeline = _fail  # run_generation looks it up in its module at call time
+        runs.load_pipeline = _fail  # run_generation looks it up in its module at call time
     # As `python -m runners.generate`: Hydra finds conf/ relative to the module run as __main__.
     runpy.run_module("runners.generate", run_name="__main__", alter_sys=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ...hooks._diffusers import HookRegistry, ModelHook
-from ..block_adapter import BlockAdapter, Stack
+from ..block_adapter import BlockAdapter, StackLayout
 
 _PAIRS_HOOK = "cachedit_latte_pairs"
 
@@ -89,13 +89,13 @@ class PairedLatteAdapter(BlockAdapter):
     """Caches a LatteTransformer3DModel's ``s0, pair_1, ..., pair_n-1`` stack (``block_lists`` names the spatial list
     for the registry listing and auto-discovery checks)."""
 
-    def stacks(self, transformer: torch.nn.Module, config) -> list[Stack]:
-        (stack,) = super().stacks(transformer, config)  # checks the spatial blocks against the pattern
+    def layout(self, transformer: torch.nn.Module) -> list[StackLayout]:
+        """Registers the pairing hook (a plan that fails later removes it with the cache hooks)."""
+        (stack,) = super().layout(transformer)  # checks the spatial blocks against the pattern
         registry = HookRegistry.check_if_exists_or_initialize(transformer)
         hook = registry.hooks.get(_PAIRS_HOOK)
         if hook is None:
-            stack.config.check_block_count(len(stack.blocks), f"`{stack.name}`")  # fail before patching
             hook = _PairsHook(transformer)
             registry.register_hook(hook, _PAIRS_HOOK)
         pattern = stack.blocks[0][1]
-        return [Stack(stack.name, stack.config, [(block, pattern) for block in hook.spatial], (0,))]
+        return [StackLayout(stack.name, [(block, pattern) for block in hook.spatial], (0,), stack.knobs)]

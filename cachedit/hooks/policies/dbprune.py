@@ -11,25 +11,21 @@ import statistics
 
 import torch
 
-from ..adapters.patterns import HIDDEN
-from ..configs import DBPruneConfig
-from ._diffusers import BaseState
-from .dbcache import add_streams, relative_l1, sub_streams
-from .engine import StackEngine
-from .step_mask import COMPUTE, REUSE
+from ...adapters.patterns import HIDDEN
+from ...configs import DBPruneConfig
+from ..engine import StackEngine
+from ..protocol import COMPUTE, REUSE, StepContext
+from ..span import add_streams, relative_l1, sub_streams
+from . import register
 
 
-class DBPruneState(BaseState):
+class DBPruneState:
     """Per guidance branch; `reset()` restores what `__init__` set."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.step = -1
-        self.stats_key = ""  # "<transformer>/<branch>", set by the engine at each step
-        self.signature: tuple | None = None
-        self.skip = False  # unused by DBPrune; kept so the shared step bookkeeping applies
         self.pruned_steps = 0  # steps of this call in which at least one block was pruned
         self.record = None  # the StepRecord of the current step
         self.step_diffs: list[float] = []  # input changes measured so far in the current step
@@ -44,30 +40,37 @@ class DBPruneState(BaseState):
 
 
 class DBPruneEngine(StackEngine):
-    state_cls = DBPruneState
+    """Decides per block, so it has no span policy: the prune rule below is its policy."""
 
-    def __init__(self, config: DBPruneConfig, blocks, stats, name="transformer", list_starts=(0,), **kwargs) -> None:
+    def __init__(self, config: DBPruneConfig, blocks, stats, name="transformer", list_starts=(0,), *, taylorseer=None,
+                 **kwargs) -> None:
         super().__init__(config, blocks, stats, name, list_starts, **kwargs)
         if not self.cfg.cfg_diff_compute_separate:
             raise ValueError("`cfg.cfg_diff_compute_separate=false` is not supported with `cache=dbprune`; use `cfg=none`.")
         n = self.num_blocks
         self.protected = set(range(config.Fn)) | set(range(n - config.Bn, n)) | set(config.non_prune_blocks_ids or [])
 
-    def run_block(self, index: int, forward, args: tuple, kwargs: dict):
-        state = self.states.get_state()
+    def new_state(self) -> DBPruneState:
+        return DBPruneState()
+
+    def begin_step(self, step: StepContext) -> None:
+        pass
+
+    def run_block(self, step: StepContext, index: int, forward, args: tuple, kwargs: dict):
+        state = step.state
         pattern = self.patterns[index]
         inputs = self.readers[index](args, kwargs)
         if index == 0:
             state.step_diffs = []
-            state.record = self.stats.record_step(state.stats_key, state.step, computed=True, diff=None)
+            state.record = self.stats.record_step(step.stats_key, step.index, computed=True, diff=None)
 
-        if index not in self.protected and self._may_prune(state, index, inputs[HIDDEN]):
-            self.stats.record_block(state.stats_key, skipped=True)
+        if index not in self.protected and self._may_prune(step, index, inputs[HIDDEN]):
+            self.stats.record_block(step.stats_key, skipped=True)
             state.consecutive_pruned[index] = state.consecutive_pruned.get(index, 0) + 1
             result = pattern.pack(add_streams(inputs, state.block_residuals[index]))
         else:
             result = forward(*args, **kwargs)
-            self.stats.record_block(state.stats_key, skipped=False)
+            self.stats.record_block(step.stats_key, skipped=False)
             if index not in self.protected:
                 state.block_inputs[index] = inputs[HIDDEN]
                 state.block_residuals[index] = sub_streams(pattern.unpack(result), inputs)
@@ -78,18 +81,18 @@ class DBPruneEngine(StackEngine):
         return result
 
     @torch.compiler.disable
-    def _may_prune(self, state: DBPruneState, index: int, hidden: torch.Tensor) -> bool:
-        c = self.config
+    def _may_prune(self, step: StepContext, index: int, hidden: torch.Tensor) -> bool:
+        c, state = self.config, step.state
         reference = state.block_inputs.get(index)
         if reference is None or reference.shape != hidden.shape:
             return False
-        rule = self.step_rule(state.step)
+        rule = self.step_rule(step.index)
         pruned_this_step = state.record.skipped_blocks > 0
         if rule == COMPUTE or state.consecutive_pruned.get(index, 0) >= c.residual_cache_update_interval:
             return False
         if rule == REUSE:
             return True
-        if state.step < c.max_warmup_steps:
+        if step.index < c.max_warmup_steps:
             return False
         if c.max_pruned_steps >= 0 and state.pruned_steps >= c.max_pruned_steps and not pruned_this_step:
             return False
@@ -112,3 +115,6 @@ class DBPruneEngine(StackEngine):
         record.computed = record.skipped_blocks == 0
         record.diff = statistics.fmean(state.step_diffs) if state.step_diffs else None
         state.pruned_steps += int(not record.computed)
+
+
+register(DBPruneConfig, DBPruneEngine)
