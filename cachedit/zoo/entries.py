@@ -26,7 +26,7 @@ from .dit_families import modular
 class ZooEntry:
     """Args:
     name (`str`): the ``model.name`` key.
-    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this family loads as.
+    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this model loads as.
     build_replica (`Callable`): ``(seed, **transformer_overrides) -> pipeline`` with random weights.
     replica_transformer (`Callable`): ``(**overrides) -> transformer``, built on the meta device to count blocks.
     inputs (`Callable`): ``(pipe, model_config) -> dict`` of call arguments (no generator).
@@ -166,13 +166,13 @@ def _digit_rows(inputs: dict) -> list[str]:
 
 
 def _spec_entry(spec: dit_families.Spec) -> ZooEntry:
-    """A DiT family of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...) on its offline replica."""
+    """A DiT model of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...) on its offline replica."""
     return ZooEntry(spec.name, spec.pipeline_class, partial(dit_families.build_replica, spec), spec.transformer,
                     partial(dit_families.inputs, spec), output=spec.output, transformers=spec.transformers)
 
 
 def _modular_entry(name: str, modular_class: str) -> ZooEntry:
-    """A modular-only image family (FLUX.3): the runner drives its Modular Diffusers pipeline."""
+    """A modular-only image model (FLUX.3): the runner drives its Modular Diffusers pipeline."""
     return ZooEntry(name, modular_class, partial(modular.build_runner_replica, modular_class),
                     partial(modular.replica_transformer, modular_class), partial(modular.runner_inputs, modular_class))
 
