@@ -59,7 +59,7 @@ def main(config: DictConfig) -> None:
 def run_pareto_bench(config: DictConfig) -> None:
     """bench=pareto: fronts of every method (cachedit.harness.pareto)."""
     from cachedit.harness import pareto
-    from cachedit.zoo.families import get_family
+    from cachedit.zoo.entries import get_entry
     from cachedit.harness.pipelines import load_pipeline
 
     model = OmegaConf.to_object(config.model)
@@ -69,12 +69,12 @@ def run_pareto_bench(config: DictConfig) -> None:
         run = OmegaConf.to_object(compose("generate", overrides=[f"model={model.name}", *overrides]))
         return run.cache, {"taylorseer": run.taylorseer, "scm": run.scm, "cfg": run.cfg}
 
-    family = get_family(model.name)
+    entry = get_entry(model.name)
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    inputs = family.inputs(pipe, model)
-    reference, outcomes = pareto.run_pareto(pipe, inputs, settings, compose_cachedit, config.seed, family.output, config.repeats)
-    quality = (lambda images: family.quality(images, inputs)) if family.quality is not None else None
+    inputs = entry.inputs(pipe, model)
+    reference, outcomes = pareto.run_pareto(pipe, inputs, settings, compose_cachedit, config.seed, entry.output, config.repeats)
+    quality = (lambda images: entry.quality(images, inputs)) if entry.quality is not None else None
     table = pareto.rows(reference, outcomes, quality)
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     title = f"{model.name}, {model.num_inference_steps} steps, seed {config.seed}, repeats {config.repeats}"

@@ -32,7 +32,7 @@ import cachedit
 from runners.conf_store import register_configs
 from cachedit.configs import NoCacheConfig
 from cachedit.harness.runs import cached_run, generate, preflight
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
@@ -49,7 +49,7 @@ def main(config: DictConfig) -> dict:
     if isinstance(run.cache, NoCacheConfig):
         raise ValueError("`runners.bench_compile` compares cached and uncached runs: choose a cache (e.g. cache=dbcache).")
     preflight(run)
-    family = get_family(run.model.name)
+    entry = get_entry(run.model.name)
     eager = load_pipeline(run.model)
     # A copy, not a second load: embedded models share one transformer between loads, which would compile both.
     pipes = {"eager": eager, "regional": copy.deepcopy(eager)}
@@ -57,7 +57,7 @@ def main(config: DictConfig) -> dict:
         raise RuntimeError("the copied pipeline shares the eager one's transformer; compiling it would compile both")
     for pipe in pipes.values():
         pipe.set_progress_bar_config(disable=True)
-    inputs = family.inputs(pipes["eager"], run.model)
+    inputs = entry.inputs(pipes["eager"], run.model)
     torch._dynamo.reset()
     counters.clear()
     cachedit.compile(pipes["regional"], "regional")
@@ -67,7 +67,7 @@ def main(config: DictConfig) -> dict:
     start = time.perf_counter()
     for setting in (uncached, cached):  # compiles (and warms up) outside the timed repeats
         for pipe in pipes.values():
-            cached_run(pipe, setting, inputs, family.output)
+            cached_run(pipe, setting, inputs, entry.output)
     warm_s = time.perf_counter() - start
     after_warm_up = _compile_counts()
 
@@ -76,7 +76,7 @@ def main(config: DictConfig) -> dict:
     load_before = os.getloadavg()
     for _ in range(run.repeats):
         for (mode, name), seconds in rows.items():
-            generation, summary = cached_run(pipes[mode], uncached if name == "uncached" else cached, inputs, family.output)
+            generation, summary = cached_run(pipes[mode], uncached if name == "uncached" else cached, inputs, entry.output)
             seconds.append(generation.median_seconds)
             results[mode, name] = (generation.images, summary)
     load_after = os.getloadavg()

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from cachedit import disable_cache, enable_cache
 from cachedit.harness.calibrate import fit_compute_steps
 from runners.conf_store import register_configs
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
@@ -32,10 +32,10 @@ def main(config: DictConfig) -> None:
     budgets = sorted(set(config.budgets))
     if not budgets or not all(1 <= b <= model.num_inference_steps for b in budgets):
         raise SystemExit(f"`budgets` {budgets} must be computed-step counts in [1, {model.num_inference_steps}].")
-    family = get_family(model.name)
+    entry = get_entry(model.name)
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    inputs = family.inputs(pipe, model)
+    inputs = entry.inputs(pipe, model)
 
     def generate(cache_config):
         if cache_config is not None:
@@ -45,7 +45,7 @@ def main(config: DictConfig) -> None:
         finally:
             if cache_config is not None:
                 disable_cache(pipe)
-        return np.asarray(getattr(result, family.output), dtype=np.float32)
+        return np.asarray(getattr(result, entry.output), dtype=np.float32)
 
     found = fit_compute_steps(generate, model.num_inference_steps, budgets, base)
     output_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -12,7 +12,7 @@ import sys
 
 from cachedit.adapters import registry
 from cachedit.zoo.dit_families.modular import modular_classes
-from cachedit.zoo.families import FAMILIES as REPLICAS
+from cachedit.zoo.entries import UNPROVEN, models_of
 
 
 def block_lists(family: str) -> str:
@@ -27,13 +27,14 @@ def block_lists(family: str) -> str:
 
 def proof(family: str) -> str:
     _, pipelines = registry.FAMILIES[family]
-    names = [name for name, replica in REPLICAS.items() if replica.pipeline_class in pipelines]
+    names = models_of(pipelines)
     modular = [name for name in pipelines if name in modular_classes()]  # run by tests/test_modular.py
     proofs = ["replica " + ", ".join(f"`model={name}`" for name in names)] if names else []
     proofs += ["modular replica " + ", ".join(f"`{name}`" for name in modular)] if modular else []
     if proofs:
         return "; ".join(proofs)
-    return "unproven: " + registry.UNPROVEN.get(family, "no replica and no reason given")
+    reasons = [UNPROVEN[name] for name in pipelines if name in UNPROVEN]
+    return "unproven: " + ("; ".join(reasons) or "no replica and no reason given")
 
 
 def table(families: list[str]) -> str:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runners.conf_store import register_configs
 from cachedit.harness.diagnostics import forecast_errors, record_middle_residuals
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides
 
@@ -25,7 +25,7 @@ def main(config: DictConfig) -> None:
     run = OmegaConf.to_object(config)
     pipe = load_pipeline(run.model)
     pipe.set_progress_bar_config(disable=True)
-    inputs = get_family(run.model.name).inputs(pipe, run.model)
+    inputs = get_entry(run.model.name).inputs(pipe, run.model)
     residuals = record_middle_residuals(pipe, inputs, run.seed, run.cache.Fn, run.cache.Bn)
     for gap in (1, 2, 3):
         errors = forecast_errors(residuals, gap=gap)

@@ -7,8 +7,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(2)
 
 from cachedit.configs import ModelConfig, ModelSource  # noqa: E402
-from cachedit.zoo import dit_families  # noqa: E402
-from cachedit.zoo.families import get_family  # noqa: E402
+from cachedit.zoo.entries import get_entry  # noqa: E402
 from cachedit.harness.pipelines import load_pipeline  # noqa: E402
 
 # Small enough that a whole denoising run takes well under a second on 2 cores.
@@ -26,9 +25,9 @@ class Replica:
         self.model = ModelConfig(name=name, source=ModelSource.replica, torch_dtype="float32", **model_kwargs)
         self.pipe = load_pipeline(self.model)
         self.pipe.set_progress_bar_config(disable=True)
-        self.inputs = get_family(name).inputs(self.pipe, self.model)
-        spec = dit_families.SPECS_BY_NAME.get(name)
-        self.output = spec.output if spec is not None else "images"  # video pipelines return `.frames`
+        entry = get_entry(name)
+        self.inputs = entry.inputs(self.pipe, self.model)
+        self.output = entry.output  # video pipelines return `.frames`
         # Latents are what the transformer produces; skipping the VAE decode keeps the tests fast. DiT cannot
         # return latents (nor can Kandinsky 6 SR, which blends decoded tiles), and the tiny DiT works in pixel space.
         self.output_type = {"dit": "np", "tiny_dit": "pt", "kandinsky6_sr": "pt", "vq_diffusion": "np",

@@ -4,7 +4,7 @@ import torch
 
 from cachedit.harness import runs
 from cachedit.configs import ModelConfig, RunConfig
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 
 
@@ -13,7 +13,7 @@ def test_a_disk_baseline_is_reused_only_for_the_same_weights_and_scheduler(tmp_p
                                       class_labels=[0]))
     pipe = load_pipeline(run.model)
     pipe.set_progress_bar_config(disable=True)
-    inputs = get_family("tiny_dit").inputs(pipe, run.model)
+    inputs = get_entry("tiny_dit").inputs(pipe, run.model)
 
     def source() -> str:
         monkeypatch.setattr(runs, "_BASELINES", {})  # each call is a fresh job process

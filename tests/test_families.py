@@ -19,7 +19,7 @@ from cachedit.adapters.patterns import ENCODER_HIDDEN_OUT, HIDDEN_OUT
 from cachedit.hooks.lifecycle import running_call  # a direct transformer call within the pipeline's call
 from cachedit.zoo import dit_families
 from cachedit.zoo.dit_families.modular import modular_classes
-from cachedit.zoo.families import FAMILIES, get_family
+from cachedit.zoo.entries import MODELS, UNPROVEN, get_entry, models_of
 from tests.conftest import Replica
 
 STEPS = 6
@@ -32,7 +32,7 @@ SLOW: set[str] = set()
 
 
 def _families() -> list:
-    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(FAMILIES)]
+    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(MODELS)]
 
 
 @pytest.fixture(scope="module")
@@ -137,25 +137,21 @@ def test_anyflow_far_computes_every_block_of_its_kv_cache_writes(family_replicas
     assert torch.isfinite(output).all()
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_every_family_pipeline_is_registered(family):
-    assert get_family(family).pipeline_class in cachedit.supported_pipelines()
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_pipeline_is_registered(model):
+    assert get_entry(model).pipeline_class in cachedit.supported_pipelines()
 
 
-def test_every_registry_family_is_proven_by_a_replica_or_listed_as_unproven_with_a_reason():
-    unaccounted, stale = [], []
+def test_every_registry_family_is_proven_by_a_replica_or_its_pipelines_are_listed_as_unproven_with_a_reason():
+    unaccounted = []
     for family, (_, pipelines) in registry.FAMILIES.items():
-        runners = (family,) if family in FAMILIES else registry.PROVEN_BY.get(family, ())
-        modular = [name for name in pipelines if name in modular_classes()]  # replicas in tests/test_modular.py
-        if runners or modular:
-            assert family not in registry.UNPROVEN, f"{family} is proven: drop it from UNPROVEN"
-            for runner in runners:  # each stand-in runs one of this family's pipelines
-                assert runner in FAMILIES and get_family(runner).pipeline_class in pipelines, (family, runner)
-        elif not registry.UNPROVEN.get(family, "").strip():
+        proven = models_of(pipelines) + [name for name in pipelines if name in modular_classes()]  # tests/test_modular.py
+        reasons = [UNPROVEN[name].strip() for name in pipelines if name in UNPROVEN]
+        if proven:
+            assert not reasons, f"{family} is proven by {proven}: drop its pipelines from UNPROVEN"
+        elif not (reasons and all(reasons)):
             unaccounted.append(family)
-    for family in [*registry.UNPROVEN, *registry.PROVEN_BY]:
-        if family not in registry.FAMILIES:
-            stale.append(family)
+    stale = [name for name in UNPROVEN if name not in registry.ADAPTERS]
     assert unaccounted == [] and stale == []
 
 
@@ -173,7 +169,6 @@ def test_supported_pipelines_are_real_diffusers_classes_grouped_by_family():
         ("WanImageToVideoPipeline", "WanPipeline"),
     ]:
         assert registry.ADAPTERS[variant] is registry.ADAPTERS[base]
-        assert registry.FAMILY_OF[variant] == registry.FAMILY_OF[base]
 
 
 def test_a_non_matching_pipeline_raises_the_promised_error():
@@ -283,15 +278,15 @@ def test_automatic_discovery_finds_the_lists_and_patterns_in_forward_order():
     assert torch.equal(auto, explicit) and auto_summary["branches"] == explicit_summary["branches"]
 
 
-@pytest.mark.parametrize("family", sorted(dit_families.SPECS_BY_NAME))
+@pytest.mark.parametrize("family", sorted(spec.name for spec in dit_families.SPECS))
 def test_automatic_discovery_finds_the_registered_lists_where_no_list_is_left_out(family):
     """Where the registry caches every latent-stream list, discovery agrees with it (on the meta device)."""
     from accelerate import init_empty_weights
 
-    spec = dit_families.SPECS_BY_NAME[family]
-    (adapter, *_) = registry.adapters_for(type(spec.pipeline_class, (), {})())
+    entry = get_entry(family)
+    (adapter, *_) = registry.adapters_for_class(entry.pipeline_class)
     with init_empty_weights():
-        transformer = spec.transformer()
+        transformer = entry.replica_transformer()
     registered = [attr.partition(":")[0] for attr, *_ in adapter.block_lists]  # Motif-Video's "<list>:<part>"
     try:
         discovered = [attr for attr, _ in discover_block_lists(transformer)]
@@ -386,9 +381,8 @@ def test_motif_video_decoder_blocks_are_a_segment_of_their_own():
     """Motif-Video's DDT decoder blocks (the end of `single_transformer_blocks`) take a fresh copy of the patch
     embeddings and the encoder's output: the adapter cuts the list there, so no skipped span's residual crosses that
     change, and a skipping call on the same input reproduces the computing one."""
-    spec = dit_families.SPECS_BY_NAME["motif_video"]
     torch.manual_seed(0)
-    pipe = type("TwoCalls", (), {"transformer": spec.transformer().eval()})()
+    pipe = type("TwoCalls", (), {"transformer": get_entry("motif_video").replica_transformer().eval()})()
     (adapter,) = registry.ADAPTERS["MotifVideoPipeline"]
     config = DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=1.0, max_warmup_steps=0)
     (stack,) = adapter.layout(pipe.transformer)

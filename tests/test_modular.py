@@ -12,10 +12,10 @@ import cachedit
 from cachedit import DBCacheConfig
 from cachedit.adapters import registry
 from cachedit.hooks.lifecycle import call_steps
-from cachedit.zoo import dit_families
 from cachedit.zoo.dit_families.modular import (
     MODULAR_ONLY_REPLICAS, MODULAR_REPLICAS, build_modular_only, modular_classes, modular_replica,
 )
+from cachedit.zoo.entries import get_entry
 
 STEPS = 5
 HIGH = dict(Fn=1, Bn=0, residual_diff_threshold=2.0, max_warmup_steps=1)
@@ -45,9 +45,9 @@ def _modular_classes() -> list:
 @pytest.mark.parametrize("modular_class", _modular_classes())
 def test_a_modular_pipeline_is_cached_like_its_classic_family(modular, modular_class):
     pipe, run, baseline = modular(modular_class)
-    family = registry.FAMILY_OF[modular_class]
     if modular_class in MODULAR_REPLICAS:  # modular-only families have no classic replica
-        assert registry.FAMILY_OF[dit_families.SPECS_BY_NAME[MODULAR_REPLICAS[modular_class]].pipeline_class] == family
+        classic = get_entry(MODULAR_REPLICAS[modular_class]).pipeline_class
+        assert registry.ADAPTERS[classic] is registry.ADAPTERS[modular_class]
 
     cachedit.enable_cache(pipe, DBCacheConfig(**EXACT))
     try:
@@ -96,12 +96,11 @@ def test_the_step_count_comes_from_keyword_inputs_or_the_blocks_default():
 
 def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
     from cachedit.configs import ModelConfig, ModelSource
-    from cachedit.zoo.families import get_family
     from cachedit.harness.pipelines import load_pipeline
 
     model = ModelConfig(name="flux3", source=ModelSource.replica, num_inference_steps=2, guidance_scale=4.0)
     with pytest.raises(ValueError, match=r"`model.guidance_scale`: Flux3ModularPipeline takes no `guidance_scale`"):
-        get_family("flux3").inputs(load_pipeline(model), model)
+        get_entry("flux3").inputs(load_pipeline(model), model)
 
 
 def test_a_saved_modular_pipeline_loads_from_model_path(tmp_path):

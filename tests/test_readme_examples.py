@@ -10,7 +10,7 @@ import pytest
 import cachedit
 from cachedit.configs import ModelConfig
 from cachedit.harness.runs import generate
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -26,16 +26,16 @@ def adapter_statements() -> list[str]:
 @pytest.mark.parametrize("statement", adapter_statements())
 def test_each_readme_block_adapter_example_caches_the_flux_replica(statement):
     model = ModelConfig(name="flux", source="replica", height=64, width=64, num_inference_steps=6)
-    pipe, family = load_pipeline(model), get_family("flux")
-    inputs = family.inputs(pipe, model)
+    pipe, entry = load_pipeline(model), get_entry("flux")
+    inputs = entry.inputs(pipe, model)
     pipe.set_progress_bar_config(disable=True)
 
-    uncached = generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
+    uncached = generate(pipe, inputs, seed=0, repeats=1, output=entry.output).images
     for threshold in (0.0, 1e9):  # 0: computes every step, exactly; 1e9: reuses every step after the warm-up
         config = cachedit.DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=threshold, max_warmup_steps=1)
         exec(statement, {"cachedit": cachedit, "pipe": pipe, "config": config})
         try:
-            cached = generate(pipe, inputs, seed=0, repeats=1, output=family.output).images
+            cached = generate(pipe, inputs, seed=0, repeats=1, output=entry.output).images
             stats = cachedit.summary(pipe)
         finally:
             cachedit.disable_cache(pipe)

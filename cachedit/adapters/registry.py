@@ -5,8 +5,12 @@ inpaint, edit, image-to-video, Kontext, Fill, ControlNet, PAG, ...) and its Modu
 (``FluxModularPipeline``, ...) map to the same adapters. Families whose transformer transforms the streams between
 two block lists (FLUX.2, Chroma, AuraFlow and Bria-FIBO concatenate text and image tokens) cache both lists: the
 engine cuts a skipped span at list boundaries. Layouts that fit no list of blocks get a small adapter subclass next
-to their entry (`cachedit.adapters.patches`: Motif-Video's decoder tail, Latte's spatial/temporal pairs). ``FAMILY_OF`` names each
-pipeline's family; ``supported_pipelines()`` lists them; ``python -m runners.families`` prints the table.
+to their entry (`cachedit.adapters.patches`: Motif-Video's decoder tail, Latte's spatial/temporal pairs).
+
+``ADAPTERS`` (pipeline class name -> adapters) is the one lookup: ``adapters_for(pipe)`` walks the pipeline's class
+hierarchy, ``adapters_for_class(name)`` takes a class name, ``supported_pipelines()`` lists them. A family's name only
+labels its row in ``python -m runners.families``; which models and replicas prove a family is the zoo's business
+(`cachedit.zoo.entries`).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ _TRANSFORMER_BLOCKS = _one(("transformer_blocks", HIDDEN_OUT))
 _BLOCKS = _one(("blocks", HIDDEN_OUT))
 _LAYERS = _one(("layers", HIDDEN_OUT))  # Lumina 2, Z-Image: the refiners before the joint `layers` always compute
 
-# family -> (adapters, pipeline class names). Kept in the order of the issue's list.
+# family -> (adapters, pipeline class names), the source of `ADAPTERS`; nothing looks adapters up by family name.
+# Kept in the order of the issue's list.
 FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "flux": (_FLUX, (
         "FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxFillPipeline", "FluxKontextPipeline",
@@ -260,29 +265,9 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "tiny_dit": (_TRANSFORMER_BLOCKS, ("TinyDiTPipeline",)),
 }
 
-# Registry families whose runnable replicas (`cachedit.zoo.families.FAMILIES`) go by other names: each listed
-# family runs one of this registry family's pipeline classes, so the family tests prove it.
-PROVEN_BY: dict[str, tuple[str, ...]] = {
-    "pixart": ("pixart_alpha", "pixart_sigma"),  # PixArtAlphaPipeline, PixArtSigmaPipeline
-    # Not an alias of `wan`: its own transformer classes. ChronoEditPipeline (ChronoEditTransformer3DModel) has a
-    # replica; WanAnimatePipeline (WanAnimateTransformer3DModel, pose and face videos) shares the adapter but has none.
-    "wan_single": ("chronoedit",),
-    "prior": ("shap_e",),  # ShapEPipeline; the Kandinsky priors return embeddings only as "pt"/"np", not latents
-}
-
-# Registry families with no offline replica, and why. tests/test_families.py checks that every other registry family
-# is proven by a replica (under its own name or through PROVEN_BY), so none goes untested silently.
-UNPROVEN: dict[str, str] = {
-    "omnigen": "needs torchvision: OmniGenPipeline.__init__ builds OmniGenMultiModalProcessor (torchvision "
-               "transforms), which diffusers imports only with torchvision installed, so construction fails "
-               "(NameError); PyPI's torchvision 0.28 for torch 2.13 is a CUDA build that does not import with the CPU "
-               "torch here",
-}
-
 ADAPTERS: dict[str, tuple[BlockAdapter, ...]] = {
     pipeline: adapters for adapters, pipelines in FAMILIES.values() for pipeline in pipelines
 }
-FAMILY_OF: dict[str, str] = {pipeline: family for family, (_, pipelines) in FAMILIES.items() for pipeline in pipelines}
 
 
 def supported_pipelines() -> list[str]:
@@ -290,13 +275,24 @@ def supported_pipelines() -> list[str]:
     return sorted(ADAPTERS)
 
 
+def adapters_for_class(name: str) -> tuple[BlockAdapter, ...]:
+    """The registered adapters for the pipeline class called `name` (no base-class lookup: a name has no bases)."""
+    if name not in ADAPTERS:
+        raise ValueError(_unsupported(name))
+    return ADAPTERS[name]
+
+
 def adapters_for(pipe) -> tuple[BlockAdapter, ...]:
     """The registered adapters for `pipe`'s class (or its nearest registered base class)."""
     for cls in type(pipe).__mro__:
         if cls.__name__ in ADAPTERS:
             return ADAPTERS[cls.__name__]
-    raise ValueError(
-        f"{type(pipe).__name__} is not a supported pipeline. Supported: {', '.join(supported_pipelines())}. "
+    raise ValueError(_unsupported(type(pipe).__name__))
+
+
+def _unsupported(name: str) -> str:
+    return (
+        f"{name} is not a supported pipeline. Supported: {', '.join(supported_pipelines())}. "
         "For any other pipeline, describe its blocks: "
         "`cachedit.enable_cache(pipe, config, adapters=[cachedit.BlockAdapter(block_lists=(('transformer_blocks', "
         "cachedit.patterns.HIDDEN_OUT),))])`, or let cachedit find them: "

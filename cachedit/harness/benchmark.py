@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..configs import NoCacheConfig, RunConfig
 from .runs import cached_run, generate, warm_up, preflight
 from .metrics import fidelity
-from ..zoo.families import get_family
+from ..zoo.entries import get_entry
 from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
 from ..stats import speedup_notes
@@ -44,11 +44,11 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[
         raise ValueError("Every benchmark setting must use the same model and seed (they share one pipeline).")
     for run in runs:
         preflight(run)
-    family = get_family(first.model.name)
+    model_entry = get_entry(first.model.name)
     pipe = load_pipeline(first.model)
     pipe.set_progress_bar_config(disable=True)
-    inputs = family.inputs(pipe, first.model)
-    warm_up(pipe, inputs, family.output)
+    inputs = model_entry.inputs(pipe, first.model)
+    warm_up(pipe, inputs, model_entry.output)
 
     rows = {BASELINE: BenchRow(BASELINE)} | {label: BenchRow(label) for label in [*settings, *peers]}
     baseline_run = RunConfig(model=first.model, cache=NoCacheConfig(), seed=first.seed)
@@ -56,14 +56,14 @@ def run_benchmark(settings: dict[str, RunConfig], repeats: int = 3, peers: dict[
         for _ in range(repeats):
             for label, row in rows.items():
                 if label in peers:
-                    result = _peer_run(pipe, peers[label], inputs, first.seed, family.output)
+                    result = _peer_run(pipe, peers[label], inputs, first.seed, model_entry.output)
                 else:
                     run = baseline_run if label == BASELINE else settings[label]
-                    result, row.cache = cached_run(pipe, run, inputs, family.output)
+                    result, row.cache = cached_run(pipe, run, inputs, model_entry.output)
                 row.seconds += result.seconds
                 row.images = result.images
                 progress.update()
-    return _table(rows, family, inputs)
+    return _table(rows, model_entry, inputs)
 
 
 def _peer_run(pipe, spec: dict, inputs: dict, seed: int, output: str):
@@ -75,7 +75,7 @@ def _peer_run(pipe, spec: dict, inputs: dict, seed: int, output: str):
         undo()
 
 
-def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
+def _table(rows: dict[str, BenchRow], model_entry, inputs: dict) -> list[dict]:
     base = rows[BASELINE]
     base_time = statistics.median(base.seconds)
     table = []
@@ -92,8 +92,8 @@ def _table(rows: dict[str, BenchRow], family, inputs: dict) -> list[dict]:
             "skipped_share": "-" if peer else skipped,
             **{k: v for k, v in fidelity(base.images, row.images).items() if k in ("psnr", "max_abs_diff")},
         }
-        if family.quality is not None:
-            entry.update(family.quality(row.images, inputs))
+        if model_entry.quality is not None:
+            entry.update(model_entry.quality(row.images, inputs))
         table.append(entry)
     return table
 

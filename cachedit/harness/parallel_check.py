@@ -19,14 +19,14 @@ import torch.distributed as dist
 from .. import distributed
 from ..cache import disable_cache, enable_cache, summary
 from ..configs import DBCacheConfig, ModelConfig, ParallelConfig
-from ..zoo.families import get_family
+from ..zoo.entries import get_entry
 from .pipelines import load_pipeline
 
 
 def flux_replica(steps: int):
     model = ModelConfig(name="flux", source="replica", num_inference_steps=steps, height=64, width=64, device="cpu")
     pipe = load_pipeline(model)
-    return pipe, get_family("flux").inputs(pipe, model)
+    return pipe, get_entry("flux").inputs(pipe, model)
 
 
 def cached_run(pipe, inputs: dict, threshold: float) -> tuple[torch.Tensor, str]:

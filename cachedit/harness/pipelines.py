@@ -1,7 +1,8 @@
 """Loading pipelines for a `ModelConfig`: hub checkpoints, local copies, offline replicas, shipped weights.
 
-`check_model` answers "can this run at all, and how many blocks does it have?" without loading any weights, so
-configuration mistakes surface before minutes of loading.
+`meta_transformers` builds a model's transformers from their configs on the meta device (no weights), and
+`check_model` answers "can this run at all, and how many blocks does it have?" from them, so configuration mistakes
+surface before minutes of loading.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import diffusers
 import torch
 from accelerate import init_empty_weights
 
-from ..adapters import adapters_for
+from ..adapters import adapters_for_class
 from ..configs import ModelConfig, ModelSource
-from ..zoo.families import Family, get_family
+from ..zoo.entries import ZooEntry, get_entry
 
 _LOADED: dict[tuple, object] = {}  # sweeps run every job in one process: load each pipeline once
 
@@ -36,13 +37,13 @@ def resolve_dtype(model: ModelConfig) -> torch.dtype:
     return getattr(torch, model.torch_dtype.value)
 
 
-def _hub_location(model: ModelConfig, family: Family) -> str:
+def _hub_location(model: ModelConfig, entry: ZooEntry) -> str:
     """A local directory holding the checkpoint, or raise with the ways to run without the hub."""
     if model.path is not None:
         if not any((Path(model.path) / index).is_file() for index in ("model_index.json", "modular_model_index.json")):
             raise FileNotFoundError(
                 f"`model.path={model.path}` is not a saved pipeline (no model_index.json). Save one with "
-                f"`{family.pipeline_class}.from_pretrained(...).save_pretrained(DIR)`."
+                f"`{entry.pipeline_class}.from_pretrained(...).save_pretrained(DIR)`."
             )
         return model.path
     if model.repo_id is None:
@@ -78,36 +79,48 @@ def _transformer_config(location: str, attr: str) -> tuple[type, dict]:
     return cls, cls.load_config(location, subfolder=attr)
 
 
-def check_model(model: ModelConfig) -> dict[str, int]:
-    """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
-    family = get_family(model.name)
-    _check_device(model)
-    adapters = adapters_for(type(family.pipeline_class, (), {})())
-    if model.name == "tiny_dit" and (model.height, model.width) != (None, None):  # its pipeline has no size argument
-        raise ValueError("`model.height`/`model.width`: tiny_dit always generates 16x16 digits; remove the override.")
+def meta_transformers(model: ModelConfig) -> dict[str, torch.nn.Module]:
+    """The transformers that the adapters of `model`'s pipeline class name, by pipeline attribute, built from configs
+    on the meta device (no weights). A checkpoint without an optional one (Wan 2.1's empty `transformer_2`) has no
+    entry; raises if the checkpoint is unreachable."""
+    entry = get_entry(model.name)
+    wanted = [adapter.transformer for adapter in adapters_for_class(entry.pipeline_class)]
     if model.source == ModelSource.replica:
         with init_empty_weights():
-            transformers = {attr: family.replica_transformer(**model.replica) for attr in family.transformers}
+            return {attr: entry.replica_transformer(**model.replica) for attr in entry.transformers if attr in wanted}
+    if model.source == ModelSource.embedded:
+        if entry.load_embedded is None:
+            raise ValueError(f"`model.source=embedded`: the `{model.name}` model ships no weights; use hub or replica.")
+        location = model.path or str(entry.embedded_weights)
+        _check_saved_pipeline(location, entry.transformers, "model.path" if model.path else "the shipped weights")
     else:
-        if model.source == ModelSource.embedded:
-            if family.load_embedded is None:
-                raise ValueError(f"`model.source=embedded`: the `{model.name}` family ships no weights; use hub or replica.")
-            location = model.path or str(family.embedded_weights)
-            _check_saved_pipeline(location, family.transformers, "model.path" if model.path else "the shipped weights")
-        else:
-            location = _hub_location(model, family)
-        transformers = {}
-        # Every transformer an adapter names (`transformer_2`, Ideogram 4's `unconditional_transformer`, Shap-E's
-        # `prior`); a checkpoint without one (Wan 2.1's empty `transformer_2`) simply has no entry.
-        for attr in [adapter.transformer for adapter in adapters]:
-            try:
-                cls, config = _transformer_config(location, attr)
-            except (KeyError, OSError):
-                continue
-            with init_empty_weights():
-                transformers[attr] = cls.from_config(config)
-    stand_in = type(family.pipeline_class, (), dict(transformers))()  # holds the transformers the adapters look up
-    return {a.transformer: len(a.blocks(a.find_transformer(stand_in))) for a in adapters if a.present(stand_in)}
+        location = _hub_location(model, entry)
+    transformers = {}
+    # Every transformer an adapter names (`transformer_2`, Ideogram 4's `unconditional_transformer`, Shap-E's `prior`).
+    for attr in wanted:
+        try:
+            cls, config = _transformer_config(location, attr)
+        except (KeyError, OSError):
+            continue
+        with init_empty_weights():
+            transformers[attr] = cls.from_config(config)
+    return transformers
+
+
+def check_model(model: ModelConfig) -> dict[str, int]:
+    """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
+    pipeline_class = get_entry(model.name).pipeline_class
+    _check_device(model)
+    if model.name == "tiny_dit" and (model.height, model.width) != (None, None):  # its pipeline has no size argument
+        raise ValueError("`model.height`/`model.width`: tiny_dit always generates 16x16 digits; remove the override.")
+    transformers = meta_transformers(model)
+    blocks = {}
+    for adapter in adapters_for_class(pipeline_class):
+        if adapter.transformer in transformers:
+            blocks[adapter.transformer] = len(adapter.blocks(transformers[adapter.transformer]))
+        elif not adapter.optional:
+            raise ValueError(f"{pipeline_class} has no transformer module at `{adapter.transformer}`.")
+    return blocks
 
 
 def _check_device(model: ModelConfig) -> None:
@@ -137,14 +150,14 @@ def load_pipeline(model: ModelConfig):
     """The pipeline for `model`, on its device and dtype; loaded once per process and configuration."""
     key = (model.name, model.source, model.path, model.repo_id, repr(sorted(model.replica.items())), model.torch_dtype, model.device)
     if key not in _LOADED:
-        family = get_family(model.name)
+        entry = get_entry(model.name)
         dtype = resolve_dtype(model)
         if model.source == ModelSource.replica:
-            pipe = family.build_replica(0, **model.replica)  # fixed weights: seeds vary the noise only
+            pipe = entry.build_replica(0, **model.replica)  # fixed weights: seeds vary the noise only
         elif model.source == ModelSource.embedded:
-            pipe = family.load_embedded(model.path, dtype)
+            pipe = entry.load_embedded(model.path, dtype)
         else:
-            pipe = _from_pretrained(getattr(diffusers, family.pipeline_class), _hub_location(model, family), dtype)
+            pipe = _from_pretrained(getattr(diffusers, entry.pipeline_class), _hub_location(model, entry), dtype)
         pipe = pipe.to(resolve_device(model))
         _LOADED[key] = pipe if pipe.dtype == dtype else pipe.to(dtype=dtype)  # Shap-E's denoiser is its `prior`
     return _LOADED[key]

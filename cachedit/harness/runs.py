@@ -36,7 +36,7 @@ from ..hooks import check_combination
 from ..plan import _per_transformer as config_for  # TEMP until preflight resolves a plan
 from .images import save_grid
 from .metrics import fidelity
-from ..zoo.families import get_family
+from ..zoo.entries import get_entry
 from .pipelines import check_model, load_pipeline, resolve_device
 from ..stats import format_summary, speedup_warning
 
@@ -149,7 +149,7 @@ def run_generation(
     (a sweep's ``baselines/``) shares the uncached run between the processes of a parallel launcher.
     """
     blocks = preflight(run)
-    family = get_family(run.model.name)
+    family = get_entry(run.model.name)
     pipe = load_pipeline(run.model)
     _parallelize(pipe, run)
     compile_pipe(pipe, run.compile)  # every run: `none` restores a pipeline an earlier job of the sweep compiled

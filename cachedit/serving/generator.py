@@ -33,7 +33,7 @@ import cachedit
 from ..config_formats import LoadedConfig, load_config
 from ..configs import ModelConfig, NoCacheConfig
 from ..harness.images import to_uint8
-from ..zoo.families import get_family
+from ..zoo.entries import get_entry
 from .config import ServerConfig
 
 OUR_SIZE_KEYS = ("height", "width")
@@ -105,7 +105,7 @@ class Generation:
 class CachedGenerator:
     def __init__(self, pipe, model: ModelConfig, base: LoadedConfig, server: ServerConfig) -> None:
         self.pipe, self.model, self.base, self.server = pipe, model, base, server
-        self.family = get_family(model.name)
+        self.entry = get_entry(model.name)
         self.lock = threading.Lock()
         pipe.set_progress_bar_config(disable=True)
         # looked up on the class as loaded: `enable_cache` later wraps `__call__` as (*args, **kwargs)
@@ -193,7 +193,7 @@ class CachedGenerator:
         timeout = self.timeout(request)
         stop = StopCheck(model.num_inference_steps, timeout, None if timeout is None else received + timeout,
                          disconnected)
-        inputs = self.family.inputs(self.pipe, model)
+        inputs = self.entry.inputs(self.pipe, model)
         inputs["output_type"] = "np"
         if self.stops_between_steps:
             inputs["callback_on_step_end"] = stop.on_step_end

@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from cachedit import cache, compiling, distributed
 from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, TaylorSeerConfig
-from cachedit.zoo.families import get_family
+from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 
 
@@ -67,7 +67,7 @@ def tiny_flux(steps: int):
                         class_labels=[3], guidance_scale=1.5, device="cpu")
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    return pipe, dict(get_family("tiny_flux").inputs(pipe, model))
+    return pipe, dict(get_entry("tiny_flux").inputs(pipe, model))
 
 
 def cp_cache_config(threshold: float, taylorseer: bool) -> tuple[DBCacheConfig, TaylorSeerConfig]:

@@ -4,7 +4,7 @@ from scaled-down configs with seeded random weights, and the call that drives ea
 Each `Spec` says how to build one family's replica (tiny transformer: 10 cached blocks, so that the default DBCache
 F8B0 leaves a middle, width 32-64; tiny VAE of the family's own class; the real scheduler class) and which prompt
 embeddings stand in for its text encoders. The specs live by modality (`image`, `video`, `audio`); the families
-registered from here join `cachedit.zoo.families.FAMILIES` under their `name`.
+become entries of `cachedit.zoo.entries.MODELS` under their `name`.
 """
 
 from __future__ import annotations
@@ -59,5 +59,3 @@ def inputs(spec: Spec, pipe, model: ModelConfig) -> dict:
         return {**kwargs, "prompt": prompt, **({"negative_prompt": model.negative_prompt} if model.negative_prompt else {})}
     return {**kwargs, **spec.embeds(pipe, prompt, negative), **spec.call}
 
-
-SPECS_BY_NAME = {spec.name: spec for spec in SPECS}

@@ -228,15 +228,11 @@ def modular_replica(modular_class: str, num_inference_steps: int) -> tuple["diff
         replica = MODULAR_ONLY_REPLICAS[modular_class]
         inputs = {**replica.inputs(), "num_inference_steps": num_inference_steps, "output": replica.output}
         return build_modular_only(modular_class), inputs
-    from . import SPECS_BY_NAME, build_replica
+    from . import SPECS, build_replica
 
-    spec = SPECS_BY_NAME[MODULAR_REPLICAS[modular_class]]
+    spec = next(spec for spec in SPECS if spec.name == MODULAR_REPLICAS[modular_class])
     classic = build_replica(spec)
     return build_modular(modular_class, classic), modular_inputs(spec, classic, num_inference_steps)
-
-
-# Modular-only image families the Hydra runner drives (`model=flux3`): the call returns decoded images.
-RUNNER_FAMILIES: dict[str, str] = {"flux3": "Flux3ModularPipeline"}
 
 
 def _refuse_overrides(modular_class: str, overrides: dict) -> None:
@@ -244,6 +240,8 @@ def _refuse_overrides(modular_class: str, overrides: dict) -> None:
         raise ValueError(f"`model.replica` overrides are not supported for the modular replica of {modular_class}.")
 
 
+# The Hydra runner drives modular-only image families (`model=flux3`, `cachedit.zoo.entries.MODELS`) through these:
+# the call returns decoded images.
 def build_runner_replica(modular_class: str, seed: int = 0, **overrides) -> "diffusers.ModularPipeline":
     _refuse_overrides(modular_class, overrides)
     return build_modular_only(modular_class, seed)

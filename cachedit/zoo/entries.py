@@ -1,27 +1,32 @@
-"""Model families: how to build a family's offline replica and how to call its pipeline.
+"""The model zoo's one table: per ``model.name``, the pipeline class it runs, how to build its offline replica and how
+to call it.
 
-``model.name`` in the Hydra config selects a family here; everything about *which blocks to cache* lives in the
-adapter registry (keyed by pipeline class), not here.
+``model.name`` in the Hydra config selects an entry of `MODELS`; everything about *which blocks to cache* lives in the
+adapter registry (keyed by pipeline class, `cachedit.adapters.registry`), not here. A registry family is proven by
+the entries (`models_of`) and modular replicas (`dit_families.modular.modular_classes`, tests/test_modular.py) that
+run one of its pipeline classes; `UNPROVEN` says why a pipeline class has none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from ..configs import ModelConfig, ModelSource
-from . import replicas
+from . import dit_families, replicas
 from .calls import call_kwargs, prompt_of
+from .dit_families import modular
 
 
 @dataclass(frozen=True)
-class Family:
+class ZooEntry:
     """Args:
     name (`str`): the ``model.name`` key.
-    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this family loads as.
+    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this model loads as.
     build_replica (`Callable`): ``(seed, **transformer_overrides) -> pipeline`` with random weights.
     replica_transformer (`Callable`): ``(**overrides) -> transformer``, built on the meta device to count blocks.
     inputs (`Callable`): ``(pipe, model_config) -> dict`` of call arguments (no generator).
@@ -160,13 +165,26 @@ def _digit_rows(inputs: dict) -> list[str]:
     return [f"digit {label}" for label in dict.fromkeys(labels)]  # unique, in order
 
 
+def _spec_entry(spec: dit_families.Spec) -> ZooEntry:
+    """A DiT model of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...) on its offline replica."""
+    return ZooEntry(spec.name, spec.pipeline_class, partial(dit_families.build_replica, spec), spec.transformer,
+                    partial(dit_families.inputs, spec), output=spec.output, transformers=spec.transformers)
+
+
+def _modular_entry(name: str, modular_class: str) -> ZooEntry:
+    """A modular-only image model (FLUX.3): the runner drives its Modular Diffusers pipeline."""
+    return ZooEntry(name, modular_class, partial(modular.build_runner_replica, modular_class),
+                    partial(modular.replica_transformer, modular_class), partial(modular.runner_inputs, modular_class))
+
+
 _WEIGHTS = Path(__file__).parent / "weights"  # the embedded models' shipped weights
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family("flux", "FluxPipeline", replicas.build_flux, replicas.flux_transformer, _flux_inputs),
-        Family("pixart_alpha", "PixArtAlphaPipeline", replicas.build_pixart, replicas.pixart_transformer, _pixart_inputs),
-        Family(
+MODELS: dict[str, ZooEntry] = {
+    entry.name: entry
+    for entry in (
+        ZooEntry("flux", "FluxPipeline", replicas.build_flux, replicas.flux_transformer, _flux_inputs),
+        ZooEntry("pixart_alpha", "PixArtAlphaPipeline", replicas.build_pixart, replicas.pixart_transformer,
+                 _pixart_inputs),
+        ZooEntry(
             "tiny_dit",
             "TinyDiTPipeline",
             _tiny_dit_replica,
@@ -177,7 +195,7 @@ FAMILIES: dict[str, Family] = {
             _digit_rows,
             embedded_weights=_WEIGHTS / "tiny_dit",
         ),
-        Family(
+        ZooEntry(
             "tiny_flux",
             "FluxPipeline",
             _tiny_flux_replica,
@@ -188,52 +206,27 @@ FAMILIES: dict[str, Family] = {
             _digit_rows,
             embedded_weights=_WEIGHTS / "tiny_flux",
         ),
+        *(_spec_entry(spec) for spec in dit_families.SPECS),
+        _modular_entry("flux3", "Flux3ModularPipeline"),
     )
 }
 
-
-def _register_dit_families() -> None:
-    """The DiT families of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...), each with its offline replica."""
-    from functools import partial
-
-    from . import dit_families
-
-    for spec in dit_families.SPECS:
-        if spec.name not in FAMILIES:
-            FAMILIES[spec.name] = Family(
-                spec.name,
-                spec.pipeline_class,
-                partial(dit_families.build_replica, spec),
-                spec.transformer,
-                partial(dit_families.inputs, spec),
-                output=spec.output,
-                transformers=spec.transformers,
-            )
+# Registry pipeline classes that no offline replica runs, and why: tests/test_families.py checks that every registry
+# family has a replica or a reason here, and `python -m runners.families` prints it.
+UNPROVEN: dict[str, str] = {
+    "OmniGenPipeline": "needs torchvision: OmniGenPipeline.__init__ builds OmniGenMultiModalProcessor (torchvision "
+                       "transforms), which diffusers imports only with torchvision installed, so construction fails "
+                       "(NameError); PyPI's torchvision 0.28 for torch 2.13 is a CUDA build that does not import with "
+                       "the CPU torch here",
+}
 
 
-_register_dit_families()
+def models_of(pipeline_classes: Collection[str]) -> list[str]:
+    """The ``model.name`` of every entry whose pipeline runs one of `pipeline_classes` (what proves their family)."""
+    return [name for name, entry in MODELS.items() if entry.pipeline_class in pipeline_classes]
 
 
-def _register_modular_families() -> None:
-    """Modular-only image families (FLUX.3): the runner drives their Modular Diffusers pipeline."""
-    from functools import partial
-
-    from .dit_families import modular
-
-    for name, modular_class in modular.RUNNER_FAMILIES.items():
-        FAMILIES[name] = Family(
-            name,
-            modular_class,
-            partial(modular.build_runner_replica, modular_class),
-            partial(modular.replica_transformer, modular_class),
-            partial(modular.runner_inputs, modular_class),
-        )
-
-
-_register_modular_families()
-
-
-def get_family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ValueError(f"Unknown `model.name={name}`. Known families: {', '.join(sorted(FAMILIES))}.")
-    return FAMILIES[name]
+def get_entry(name: str) -> ZooEntry:
+    if name not in MODELS:
+        raise ValueError(f"Unknown `model.name={name}`. Known models: {', '.join(sorted(MODELS))}.")
+    return MODELS[name]
