@@ -78,6 +78,7 @@ def resolve_plan(
     scm: StepMaskConfig | None = None,
     cfg: CFGCacheConfig | None = None,
     adapters: list[BlockAdapter] | None = None,
+    label: str | None = None,
 ) -> CachePlan:
     """The validated plan for caching `target` with these configs; nothing is attached.
 
@@ -86,6 +87,7 @@ def resolve_plan(
             transformers built from configs only.
         config: the cache config (`NoCacheConfig` plans no stack).
         adapters: where the blocks are; default: the registry's entry for `target`'s class.
+        label (`str`, *optional*): names the model in errors (``the 18 blocks of `flux` transformer``).
     """
     options = {"taylorseer": taylorseer, "scm": scm, "cfg": cfg, "adapters": adapters}
     plan = CachePlan(config, options)
@@ -106,7 +108,8 @@ def resolve_plan(
             layout = adapter.layout(transformer)
             for stack in layout:
                 stack_config = dataclasses.replace(transformer_config, **stack.knobs) if stack.knobs else transformer_config
-                stack_config.check_block_count(len(stack.blocks), f"`{stack.name}`")
+                where = f"`{label}` {stack.name}" if label else f"`{stack.name}`"
+                stack_config.check_block_count(len(stack.blocks), where)
                 engine = build_engine(stack_config, stack.blocks, plan.stats, stack.name, stack.list_starts,
                                       taylorseer=taylorseer, scm=scm, cfg=cfg)
                 suffix = stack.name if len(layout) > 1 else None

@@ -32,12 +32,12 @@ from ..distributed import (
     is_rank_zero,
     launch_rank,
 )
-from ..hooks import check_combination
-from ..plan import _per_transformer as config_for  # TEMP until preflight resolves a plan
+from ..adapters import adapters_for_class
+from ..plan import resolve_plan
 from .images import save_grid
 from .metrics import fidelity
 from ..zoo.entries import get_entry
-from .pipelines import check_model, load_pipeline, resolve_device
+from .pipelines import check_model, load_pipeline, meta_transformers, resolve_device
 from ..stats import format_summary, speedup_warning
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ class Generation:
 
 
 def preflight(run: RunConfig) -> dict[str, int]:
-    """Everything that can be checked without loading weights; returns the block count per transformer."""
-    check_combination(run.cache, run.taylorseer)
+    """Everything that can be checked without loading weights, the cache plan resolved on meta-device transformers
+    included; returns the block count per transformer."""
     if run.compile == CompileMode.full and not isinstance(run.cache, NoCacheConfig):
         raise ValueError(
             "`compile=full` compiles the cache hooks into the graph (a break per block, recompiles, then eager); "
@@ -65,9 +65,9 @@ def preflight(run: RunConfig) -> dict[str, int]:
         )
     check_parallel(run.parallel, resolve_device(run.model))
     blocks = check_model(run.model)
-    if not isinstance(run.cache, NoCacheConfig):
-        for name, count in blocks.items():
-            config_for(run.cache, name, list(blocks)).check_block_count(count, f"`{run.model.name}` {name}")
+    adapters = adapters_for_class(get_entry(run.model.name).pipeline_class)
+    resolve_plan(meta_transformers(run.model), run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg,
+                 adapters=adapters, label=run.model.name)
     return blocks
 
 
