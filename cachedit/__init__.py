@@ -1,4 +1,8 @@
-"""cachedit: training-free caching for diffusers DiT pipelines. Importing it never imports Hydra."""
+"""cachedit: training-free caching for diffusers DiT pipelines.
+
+This package is the core: it imports only torch, diffusers and their dependencies (never Hydra, the harness in
+`cachedit.harness`, the model zoo in `cachedit.zoo` or the server in `cachedit.serving`; tests/test_layers.py).
+"""
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
 from .call_guard import request
@@ -6,6 +10,7 @@ from .config_formats import LoadedConfig, load_config
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .compiling import compile
 from .configs import (
+    CacheConfig,
     CFGCacheConfig,
     DBCacheConfig,
     DBPruneConfig,
@@ -17,6 +22,7 @@ from .configs import (
     StepMaskConfig,
     TaylorSeerConfig,
 )
+from .plan import CachePlan, resolve_plan
 from .stats import format_summary
 
 
@@ -27,6 +33,8 @@ def FBCacheConfig(**kwargs) -> DBCacheConfig:
 
 __all__ = [
     "BlockAdapter",
+    "CacheConfig",
+    "CachePlan",
     "CFGCacheConfig",
     "DBCacheConfig",
     "DBPruneConfig",
@@ -47,6 +55,7 @@ __all__ = [
     "load_config",
     "patterns",
     "request",
+    "resolve_plan",
     "summary",
     "supported_pipelines",
 ]

@@ -17,6 +17,10 @@ import torch
 from .adapters import adapters_for
 from .configs import CompileMode, _enum
 
+__all__ = [
+    "compile", "check_cacheable"
+]
+
 _EAGER = "_cachedit_eager_forward"  # on a module whose forward `compile` replaced: the forward to restore
 _MODE = "_cachedit_compile_mode"  # on the transformer: the mode it was compiled with
 

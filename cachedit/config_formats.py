@@ -16,15 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from .configs import (
+    CACHE_CONFIGS,
+    CacheConfig,
     CFGCacheConfig,
     DBCacheConfig,
-    DBPruneConfig,
     NoCacheConfig,
     StepMaskConfig,
     TaylorSeerConfig,
 )
 
-CACHES = {"dbcache": DBCacheConfig, "dbprune": DBPruneConfig, "none": NoCacheConfig}
+__all__ = [
+    "CACHES", "GROUPS", "CACHE_DIT_KEYS", "CACHE_DIT_EXTRA", "CACHE_DIT_TAYLORSEER_ORDER", "LoadedConfig",
+    "load_config", "allowed_flat_keys"
+]
+
+CACHES = CACHE_CONFIGS  # `name` -> cache config class: every policy's config registers itself
 GROUPS = {"taylorseer": TaylorSeerConfig, "scm": StepMaskConfig, "cfg": CFGCacheConfig}
 
 # cache-dit / vLLM-Omni flat key -> our DBCache field (the others map to TaylorSeer and the step mask below).
@@ -64,7 +70,7 @@ def load_config(source, base: LoadedConfig | None = None) -> LoadedConfig:
         return source
     if isinstance(source, (str, os.PathLike)):
         return _from_yaml(Path(source), base)
-    if isinstance(source, (DBCacheConfig, DBPruneConfig, NoCacheConfig)):
+    if isinstance(source, CacheConfig):
         return dataclasses.replace(base, cache=source)
     if not isinstance(source, dict):
         raise TypeError(
@@ -137,7 +143,7 @@ def _cache_base(name, base: LoadedConfig):
     if name is None:
         return base.cache
     if name not in CACHES:
-        raise ValueError(f"`name`={name!r} is no cache; allowed: {', '.join(CACHES)}.")
+        raise ValueError(f"`name`={name!r} is no cache; allowed: {', '.join(sorted(CACHES))}.")
     return base.cache if isinstance(base.cache, CACHES[name]) else CACHES[name]()
 
 

@@ -18,6 +18,14 @@ from typing import Any
 # Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
 from omegaconf import MISSING
 
+__all__ = [
+    "DEVICE_PATTERN", "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
+    "ForecastCacheConfig", "TaylorSeerCacheType", "TaylorSeerConfig", "StepMaskName", "StepMaskPolicy",
+    "StepMaskConfig", "CFGCacheConfig", "ModelSource", "TorchDtype", "ModelConfig", "TuneObjective",
+    "SpeedupMetric", "TuneConfig", "CompileMode", "ParallelMode", "ParallelConfig", "DEFAULT_FEWER_STEPS",
+    "RunConfig"
+]
+
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")  # what torch.device accepts and cachedit runs on
 
 

@@ -17,6 +17,11 @@ import torch.distributed as dist
 
 from .configs import ParallelConfig, ParallelMode
 
+__all__ = [
+    "local_metrics", "context_parallel_group", "reduce_metric", "is_rank_zero", "launch_rank",
+    "broadcast_from_rank_zero", "check_parallel", "init_process_group", "enable_context_parallel"
+]
+
 
 _LOCAL_METRICS: list[list[float]] = []  # open `local_metrics()` recorders
 

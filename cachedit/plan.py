@@ -130,5 +130,6 @@ def _per_transformer(config, attribute: str, known: list[str]):
     unknown = sorted(set(getattr(config, "per_transformer", {})) - set(known))
     if unknown:
         raise ValueError(f"`per_transformer` names {unknown}, but this pipeline's transformers are {known}.")
-    knobs = getattr(config, "per_transformer", {}).get(attribute, {})
-    return dataclasses.replace(config, **knobs, per_transformer={}) if knobs else config
+    if not getattr(config, "per_transformer", None):
+        return config
+    return dataclasses.replace(config, **config.per_transformer.get(attribute, {}), per_transformer={})  # resolved

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "PERCENTILES", "IDEAL_TOLERANCE", "speedup_warning", "speedup_notes", "StepRecord", "CacheStats",
+    "format_summary"
+]
+
 PERCENTILES = {"min": 0, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
 # Skipping blocks cannot make a run faster than the share of block work it removes; a measured speedup more than this
 # far above that (ideal) speedup is timing noise or an unfair baseline, never the cache.

@@ -1,4 +1,4 @@
-"""Registers the typed schemas with Hydra's ConfigStore: the only module of `cachedit` that imports Hydra.
+"""Registers the typed schemas with Hydra's ConfigStore: Hydra is the runners' concern, never the core's.
 
 Schemas live in the `cachedit/<group>` namespace, so ``cache=...`` lists only the YAML options a user can pick;
 each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>@_here_, _self_]``.
@@ -7,12 +7,9 @@ each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>
 from hydra.core.config_store import ConfigStore
 
 from cachedit.configs import (
+    CACHE_CONFIGS,
     CFGCacheConfig,
-    DBCacheConfig,
-    DBPruneConfig,
-    ForecastCacheConfig,
     ModelConfig,
-    NoCacheConfig,
     ParallelConfig,
     RunConfig,
     StepMaskConfig,
@@ -24,10 +21,6 @@ from cachedit.serving.config import ServeConfig, ServerConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,
-    ("cache", "none"): NoCacheConfig,
-    ("cache", "dbcache"): DBCacheConfig,
-    ("cache", "dbprune"): DBPruneConfig,
-    ("cache", "forecast"): ForecastCacheConfig,
     ("taylorseer", "taylorseer"): TaylorSeerConfig,
     ("scm", "scm"): StepMaskConfig,
     ("cfg", "cfg"): CFGCacheConfig,
@@ -37,10 +30,15 @@ SCHEMAS = {
 }
 
 
+def schemas() -> dict[tuple[str, str], type]:
+    """(group, schema name) -> dataclass; the cache group holds every registered policy's config."""
+    return {**SCHEMAS, **{("cache", name): config_cls for name, config_cls in CACHE_CONFIGS.items()}}
+
+
 def register_configs() -> None:
     register_resolver()  # ${unique_dir:...} in the run directories (conf/hydra/default.yaml, conf/bench.yaml)
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
     store.store(name="serve_schema", node=ServeConfig)
-    for (group, name), node in SCHEMAS.items():
+    for (group, name), node in schemas().items():
         store.store(group=f"cachedit/{group}", name=name, node=node)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from runners.conf_store import SCHEMAS
+from runners.conf_store import schemas
 from cachedit.configs import RunConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -21,7 +21,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 def allowed_keys(group: str) -> list[str]:
     """Fields accepted under `group` by any of its schemas (so no valid key is ever refused here)."""
-    fields = {f.name for (g, _), node in SCHEMAS.items() if g == group for f in dataclasses.fields(node)}
+    fields = {f.name for (g, _), node in schemas().items() if g == group for f in dataclasses.fields(node)}
     return sorted(fields, key=str.lower)
 
 

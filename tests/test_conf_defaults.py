@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from runners.conf_store import SCHEMAS
+from runners.conf_store import schemas
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -24,7 +24,7 @@ def option(path: Path) -> tuple[type | None, dict, dict]:
         if not isinstance(entry, str) or entry == "_self_":
             continue
         if entry.startswith("/cachedit/"):  # /cachedit/<group>/<schema>@_here_
-            schema = SCHEMAS[(group, entry.removeprefix(f"/cachedit/{group}/").partition("@")[0])]
+            schema = schemas()[(group, entry.removeprefix(f"/cachedit/{group}/").partition("@")[0])]
         else:
             schema, parent_inherited, parent_own = option(path.parent / f"{entry}.yaml")
             inherited = {**inherited, **parent_inherited, **parent_own}

@@ -76,7 +76,7 @@ def test_bad_values_fail_with_the_hydra_messages():
         cachedit.load_config({"scm_steps_mask_policy": "turbo"})
     with pytest.raises(ValueError, match=r"`taylorseer.order` must be in \[0, 4\]"):
         cachedit.load_config({"taylorseer_order": 9})
-    with pytest.raises(ValueError, match=r"`name`='fast' is no cache; allowed: dbcache, dbprune, none"):
+    with pytest.raises(ValueError, match=r"`name`='fast' is no cache; allowed: dbcache, dbprune, forecast, none"):
         cachedit.load_config({"name": "fast"})
     with pytest.raises(ValueError, match=r"`Fn_compute_blocks`=2 and `Fn`=3 set the same knob differently"):
         cachedit.load_config({"Fn_compute_blocks": 2, "Fn": 3})

@@ -45,6 +45,23 @@ def imports(path: Path, source: str | None = None):
             yield target, [alias.name for alias in node.names]
 
 
+def _file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def _is_module(module: str) -> bool:
+    return _file(module) is not None
+
+
+def public_names(module: str) -> list[str]:
+    """The module's `__all__` (every module another layer imports from must have one)."""
+    for node in ast.parse(_file(module).read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{module} is imported by another layer but marks no public names (`__all__`)")
+
+
 SOURCES = sorted([*(ROOT / "cachedit").rglob("*.py"), *(ROOT / "runners").rglob("*.py")])
 
 
@@ -59,6 +76,9 @@ def test_a_module_imports_only_its_own_and_lower_layers(path):
         if layer != own:
             private = [n for n in names if n.startswith("_")]
             assert not private, f"{module_name(path)} imports private {private} from {target} ({layer} layer)"
+            assert not any(part.startswith("_") for part in target.split(".")), f"{module_name(path)} imports {target}"
+            unmarked = [n for n in names if not _is_module(f"{target}.{n}") and n not in public_names(target)]
+            assert not unmarked, f"{module_name(path)} imports {unmarked}, which {target}.__all__ does not mark public"
 
 
 def test_the_core_imports_no_harness_dependency():

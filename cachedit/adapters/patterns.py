@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = [
+    "HIDDEN", "ENCODER", "AUDIO", "ForwardPattern", "STREAM_ALIASES", "stream_param", "StreamReader",
+    "ENCODER_HIDDEN_OUT", "HIDDEN_ENCODER_OUT", "HIDDEN_OUT", "HIDDEN_AUDIO_OUT", "VIS_AUD_OUT", "UND_GEN_OUT",
+    "VALUES_OUT", "PATTERNS"
+]
+
 HIDDEN = "hidden_states"
 ENCODER = "encoder_hidden_states"
 AUDIO = "audio_hidden_states"  # LTX-2's audio latents, carried and cached like the text stream

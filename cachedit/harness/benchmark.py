@@ -20,6 +20,10 @@ from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
 from ..stats import speedup_notes
 
+__all__ = [
+    "BASELINE", "BenchRow", "run_benchmark", "markdown"
+]
+
 BASELINE = "uncached"
 
 

@@ -17,6 +17,10 @@ from tqdm.auto import tqdm
 from ..configs import ForecastCacheConfig
 from .metrics import psnr
 
+__all__ = [
+    "Generate", "fit_compute_steps"
+]
+
 Generate = Callable[[ForecastCacheConfig | None], np.ndarray]  # config (None: uncached) -> images in [0, 1]
 
 

@@ -16,6 +16,10 @@ from ..adapters.patterns import HIDDEN, StreamReader
 from ..hooks import relative_l1
 from ..hooks.taylorseer import TaylorSeerState
 
+__all__ = [
+    "record_middle_residuals", "forecast_errors"
+]
+
 
 def record_middle_residuals(pipe, inputs: dict, seed: int, Fn: int, Bn: int) -> list[torch.Tensor]:
     """The hidden-state residual of blocks ``[Fn, L - Bn)`` at every transformer call of one uncached run."""

@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+__all__ = [
+    "MIN_CELL", "GUTTER", "to_uint8", "save_grid", "IMAGE_SUFFIXES", "load_image"
+]
+
 MIN_CELL = 96  # pixels: a 16x16 digit is scaled x6 so it can be seen
 GUTTER = 6
 

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "OPTIONAL_METRICS", "FIDELITY_COLUMNS", "MetricUnavailableError", "FRAME_CHUNK_VALUES", "as_frames", "psnr",
+    "ssim", "fidelity", "optional_metric_status", "optional_metric", "compare_paths"
+]
+
 OPTIONAL_METRICS = ("fid", "lpips", "clip")
+# The fidelity metrics every run reports (`fidelity`), in table order, each with its value for identical outputs: the
+# sweep's tables and the uncached row read them from here, so a new metric is added here and in `_streamed` only.
+FIDELITY_COLUMNS = {"psnr": float("inf"), "ssim": 1.0, "mse": 0.0, "max_abs_diff": 0.0}
 _CLIP_MODEL = "openai/clip-vit-base-patch16"
 _FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"  # what torch-fidelity downloads into the torch hub cache
 _LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"  # the torchvision backbone of torchmetrics' LPIPS (net_type="alex")

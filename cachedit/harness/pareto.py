@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
-from ..hooks._diffusers import HookRegistry
+from diffusers.hooks import HookRegistry
 from .metrics import fidelity
 from .peers import cache_dit_on, hook_names
 from ..stats import speedup_notes

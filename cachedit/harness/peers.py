@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..hooks._diffusers import HookRegistry
+from diffusers.hooks import HookRegistry
 
 
 def _diffusers_hook(apply: str, config: str) -> Callable:

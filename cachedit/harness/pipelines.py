@@ -18,6 +18,10 @@ from ..adapters import adapters_for_class
 from ..configs import ModelConfig, ModelSource
 from ..zoo.entries import ZooEntry, get_entry
 
+__all__ = [
+    "ModelNotReachableError", "resolve_device", "resolve_dtype", "meta_transformers", "check_model", "load_pipeline"
+]
+
 _LOADED: dict[tuple, object] = {}  # sweeps run every job in one process: load each pipeline once
 
 

@@ -10,6 +10,10 @@ import itertools
 import os
 from pathlib import Path
 
+__all__ = [
+    "unique_dir", "register_resolver"
+]
+
 _CLAIMED: dict[str, str] = {}  # base -> directory: Hydra resolves the run dir more than once per process
 
 

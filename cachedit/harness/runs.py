@@ -40,6 +40,11 @@ from ..zoo.entries import get_entry
 from .pipelines import check_model, load_pipeline, meta_transformers, resolve_device
 from ..stats import format_summary, speedup_warning
 
+__all__ = [
+    "Generation", "preflight", "generate", "warm_up", "cached_run", "shared_output_dir", "run_name",
+    "run_generation", "fewer_steps_fractions", "pipeline_fingerprint", "write_failure", "write_json", "one_line"
+]
+
 log = logging.getLogger(__name__)
 _BASELINES: dict[str, object] = {}  # uncached runs (and fewer-steps references), reused by every job of a sweep
 _WARM: set[int] = set()

@@ -21,9 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fronts import pareto_mask, speedup_at
+from .metrics import FIDELITY_COLUMNS
 from .plots import plot_grid, plot_pareto
 from ..configs import CacheConfig, NoCacheConfig
 from ..stats import speedup_notes
+
+__all__ = [
+    "EARLIER", "KEPT", "SWEEP_FILES", "COLUMNS", "SweepSummary", "set_aside_earlier", "earlier_sweeps", "collect",
+    "fewer_steps_references", "verdict", "mark_pareto", "write_csv", "command", "recommend", "markdown", "summarize"
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,8 @@ SWEEP_FILES = ("summary.csv", "summary.md", "pareto.png", "grid.png", "multirun.
 COLUMNS = [
     "job", "status", "label", "series", "algorithm", "Fn", "Bn", "threshold", "taylorseer_order", "model", "steps",
     "seed", "cached_steps", "total_steps", "skipped_share", "time_s", "baseline_time_s", "speedup", "ideal_speedup",
-    "psnr", "ssim", "mse", "max_abs_diff", "baseline_reused", "pareto", "objective", "error", "overrides", "dir",
-]  # task-quality columns (e.g. accuracy, baseline_accuracy) are inserted after max_abs_diff
+    *FIDELITY_COLUMNS, "baseline_reused", "pareto", "objective", "error", "overrides", "dir",
+]  # task-quality columns (e.g. accuracy, baseline_accuracy) are inserted after the fidelity columns
 
 
 @dataclass
@@ -91,13 +97,12 @@ def _row(stats: dict, job_dir: str) -> dict:
         "total_steps": _get(stats, "cache", "steps"), "skipped_share": _get(stats, "cache", "skipped_share"),
         "time_s": stats.get("time_s"), "baseline_time_s": stats.get("baseline_time_s"),
         "speedup": stats.get("speedup"), "ideal_speedup": stats.get("ideal_speedup"),
-        "psnr": fidelity.get("psnr"), "ssim": fidelity.get("ssim"), "mse": fidelity.get("mse"),
-        "max_abs_diff": fidelity.get("max_abs_diff"), "baseline_reused": stats.get("baseline_reused"),
+        **{name: fidelity.get(name) for name in FIDELITY_COLUMNS}, "baseline_reused": stats.get("baseline_reused"),
         "error": stats.get("error"), "overrides": " ".join(stats.get("overrides") or []), "dir": job_dir,
         "_overrides": list(stats.get("overrides") or []),
     }
     if algorithm == "none" and row["status"] == "ok" and row["speedup"] is None:
-        row.update(speedup=1.0, ideal_speedup=1.0, psnr=math.inf, ssim=1.0, mse=0.0, max_abs_diff=0.0)  # the baseline itself
+        row.update(speedup=1.0, ideal_speedup=1.0, **FIDELITY_COLUMNS)  # the baseline itself: identical outputs
     row.update(stats.get("quality") or {})
     row.update({f"baseline_{k}": v for k, v in (stats.get("baseline_quality") or {}).items()})
     return row
@@ -235,7 +240,7 @@ def mark_pareto(rows: list[dict], x: str = "speedup") -> None:
 
 def write_csv(rows: list[dict], path: Path) -> Path:
     quality = _quality_columns(rows)
-    at = COLUMNS.index("max_abs_diff") + 1
+    at = COLUMNS.index(list(FIDELITY_COLUMNS)[-1]) + 1
     columns = COLUMNS[:at] + quality + COLUMNS[at:]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from ..configs import TuneConfig, TuneObjective
 
+__all__ = [
+    "PSNR_CAP", "FAILED_TRIAL_VALUE", "NOTHING_SKIPPED_VALUE", "PRESET_GROUPS", "skipped_nothing", "objective",
+    "sweeper_value", "is_feasible", "NothingSkipped", "best", "speedup_check", "preset_name", "write_preset"
+]
+
 PSNR_CAP = 100.0  # identical outputs (PSNR = inf) count as 100 dB so that the objective stays finite
 # What a failed job returns to the sweeper. Not nan: hydra-optuna-sweeper 1.3 with Optuna 2.10 aborts the whole
 # study on nan. A finite floor far below any setting's score also teaches the sampler to avoid the region.

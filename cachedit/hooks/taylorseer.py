@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import torch
 
+__all__ = [
+    "TaylorSeerState"
+]
+
 
 class TaylorSeerState:
     """Forecaster for one feature stream of one guidance branch; `reset()` restores what `__init__` set."""

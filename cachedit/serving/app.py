@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .generator import BadRequest, CachedGenerator, ClientDisconnected, RequestTimeout
 from .metrics import ServerMetrics
 
+__all__ = [
+    "ImageRequest", "DISCONNECT_POLL_S", "build_app"
+]
+
 
 class ImageRequest(BaseModel):
     """``POST /v1/images/generations``; unknown fields are refused (422 naming them), never ignored."""

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from ..configs import RunConfig, require
 
+__all__ = [
+    "ServerConfig", "ServeConfig"
+]
+
 
 @dataclass
 class ServerConfig:

@@ -36,6 +36,11 @@ from ..harness.images import to_uint8
 from ..zoo.entries import get_entry
 from .config import ServerConfig
 
+__all__ = [
+    "OUR_SIZE_KEYS", "DIGIT_MODELS", "LOCK_POLL_S", "BadRequest", "RequestStopped", "RequestTimeout",
+    "ClientDisconnected", "StopCheck", "Generation", "CachedGenerator"
+]
+
 OUR_SIZE_KEYS = ("height", "width")
 DIGIT_MODELS = ("tiny_dit", "tiny_flux")  # the embedded models: a digit class per image, 16x16 pixels
 

@@ -21,6 +21,10 @@ from . import dit_families, replicas
 from .calls import call_kwargs, prompt_of
 from .dit_families import modular
 
+__all__ = [
+    "ZooEntry", "MODELS", "UNPROVEN", "models_of", "get_entry"
+]
+
 
 @dataclass(frozen=True)
 class ZooEntry:

@@ -17,6 +17,11 @@ from diffusers import DiffusionPipeline, DiTTransformer2DModel, FlowMatchEulerDi
 from diffusers.models.cache_utils import CacheMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+__all__ = [
+    "TINY_DIT_WEIGHTS", "NUM_CLASSES", "NULL_CLASS", "TRAIN_COMMAND", "build_tiny_dit_transformer",
+    "flow_matching_loss", "TinyDiTPipeline", "load_tiny_dit", "generate_per_class"
+]
+
 TINY_DIT_WEIGHTS = Path(__file__).parent / "weights" / "tiny_dit"
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES  # the label-embedding row reserved for the unconditional (guidance) branch

@@ -39,6 +39,13 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from safetensors.torch import load_file, save_file
 
+__all__ = [
+    "TINY_FLUX_WEIGHTS", "NUM_CLASSES", "NULL_CLASS", "PROMPTS_FILE", "TRAIN_COMMAND", "RESOLUTION",
+    "PixelShuffleVAE", "ClassPrompts", "build_tiny_flux_transformer", "flux_scheduler", "image_ids", "pack",
+    "flow_matching_loss", "DigitInputs", "check_labels", "digit_inputs", "assemble", "save_tiny_flux",
+    "load_tiny_flux"
+]
+
 TINY_FLUX_WEIGHTS = Path(__file__).parent / "weights" / "tiny_flux"
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES

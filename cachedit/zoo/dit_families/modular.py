@@ -22,6 +22,12 @@ from ...configs import ModelSource
 from ..calls import DEFAULT_PROMPT, call_kwargs, prompt_of
 from ._common import TOKENS, Spec, _emb
 
+__all__ = [
+    "MODULAR_REPLICAS", "build_modular", "modular_inputs", "ModularReplica", "MODULAR_ONLY_REPLICAS",
+    "modular_classes", "build_modular_only", "modular_replica", "build_runner_replica", "replica_transformer",
+    "runner_inputs"
+]
+
 # modular pipeline class -> the classic replica whose components and embeddings it runs on
 MODULAR_REPLICAS: dict[str, str] = {
     "FluxModularPipeline": "flux_kontext",

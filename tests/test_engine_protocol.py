@@ -1,0 +1,183 @@
+"""The written engine protocol (cachedit/hooks/protocol.py), the lifecycle that drives it, and the plan resolved once.
+
+A new policy is one file (its `Policy` and its registration), one config and one YAML: here the first two live in
+this test, and enable_cache, the stats, `load_config`, the Hydra schemas and the sweep's labels pick it up unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import cachedit
+from cachedit.adapters.patterns import HIDDEN_OUT
+from cachedit.configs import CACHE_CONFIGS, CacheConfig, DBCacheConfig
+from cachedit.hooks import policies
+from cachedit.hooks.attach import attach_engine, detach_engine
+from cachedit.hooks.lifecycle import Lifecycle
+from cachedit.hooks.protocol import CacheEngine, Policy, StepContext
+from cachedit.hooks.span import SpanEngine
+from cachedit.plan import resolve_plan
+from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
+
+
+@pytest.fixture
+def every_other():
+    """A policy written against the protocol alone: after `warmup` steps, skip every other step."""
+
+    @dataclass
+    class EveryOtherConfig(CacheConfig):
+        name: str = "every_other"
+        Fn: int = 1
+        Bn: int = 0
+        warmup: int = 2
+
+        def strify(self) -> str:
+            return f"EveryOther_F{self.Fn}B{self.Bn}_W{self.warmup}"
+
+    class EveryOther(Policy):
+        measures_change = False
+
+        def __init__(self, config):
+            self.config = config
+            self.recorded = []
+
+        def decide(self, step: StepContext, change):
+            return step.index >= self.config.warmup and step.index % 2 == 1
+
+        def record(self, step: StepContext, skipped: bool):
+            self.recorded.append((step.branch, step.index, skipped))
+
+    def build(config, blocks, stats, name, list_starts, *, taylorseer=None, **kwargs):
+        return SpanEngine(config, blocks, stats, name, list_starts, policy=EveryOther(config), calibrator=taylorseer,
+                          **kwargs)
+
+    policies.register(EveryOtherConfig, build, takes_taylorseer=True)
+    yield EveryOtherConfig
+    CACHE_CONFIGS.pop("every_other")
+    policies.ENGINES.pop(EveryOtherConfig)
+
+
+def test_a_new_policy_needs_only_its_config_and_its_registration(every_other):
+    pipe = ToyPipeline()
+    inputs = steady_inputs(8, drift=0.01)
+    uncached = pipe(inputs)
+    cachedit.enable_cache(pipe, every_other(), adapters=TOY_ADAPTERS)
+    cached = pipe(inputs)
+    summary = cachedit.summary(pipe)
+    assert summary["cached_steps"] == 3  # steps 3, 5 and 7 of 8
+    assert torch.equal(cached[0], uncached[0]) and not torch.equal(cached[3], uncached[3])
+    (lifecycle,) = pipe._cachedit.lifecycles
+    assert lifecycle.engine.policy.recorded == [("cond", i, i in (3, 5, 7)) for i in range(8)]
+    assert summary["settings"]["cache"] == {"type": "EveryOtherConfig", "name": "every_other", "Fn": 1, "Bn": 0,
+                                            "warmup": 2}
+
+    # ... and with TaylorSeer, which it declared it takes, on what it skips
+    cachedit.disable_cache(pipe)
+    cachedit.enable_cache(pipe, every_other(), adapters=TOY_ADAPTERS, taylorseer=cachedit.TaylorSeerConfig(order=1))
+    assert not torch.equal(pipe(inputs)[3], cached[3])
+
+    # load_config, the Hydra schemas and the sweep's labels read the config's own description
+    assert cachedit.load_config({"name": "every_other", "warmup": 4}).cache == every_other(warmup=4)
+    from cachedit.harness.sweep import _describe
+    from runners.conf_store import schemas
+
+    assert schemas()[("cache", "every_other")] is every_other
+    assert _describe(dataclasses.asdict(every_other()), "every_other") == ("every_other F1B0", "EveryOther_F1B0_W2")
+
+
+class RecordingEngine(CacheEngine):
+    """Computes every block and records what the lifecycle handed it."""
+
+    name = "toy"
+
+    def __init__(self):
+        self.calls, self.steps, self.blocks = [], [], []
+
+    def new_state(self):
+        return type("State", (), {"reset": lambda self: None, "invalidate": lambda self: None})()
+
+    def reset(self):
+        pass
+
+    def begin_call(self, num_steps):
+        self.calls.append(num_steps)
+
+    def begin_step(self, step):
+        self.steps.append((step.branch, step.index, step.num_steps, step.timestep, step.stats_key))
+
+    def run_block(self, step, index, forward, args, kwargs):
+        self.blocks.append((step.branch, step.index, index))
+        return forward(*args, **kwargs)
+
+
+def test_the_lifecycle_hands_the_engine_each_branch_and_step():
+    pipe = ToyPipeline(num_blocks=2)
+    engine = RecordingEngine()
+    lifecycle = Lifecycle(engine)
+    attach_engine(pipe.transformer, list(pipe.transformer.transformer_blocks), lifecycle)
+    try:
+        lifecycle.begin_call(3)
+        pipe(steady_inputs(3), branches=("cond", "uncond"))
+        assert engine.calls == [3]
+        assert engine.steps == [(b, i, 3, None, f"toy/{b}") for i in range(3) for b in ("cond", "uncond")]
+        assert engine.blocks == [(b, i, k) for i in range(3) for b in ("cond", "uncond") for k in range(2)]
+
+        # without cache contexts, the branch is "default" and the timestep the transformer was called with
+        engine.steps.clear()
+        lifecycle.begin_call(2)
+        pipe(steady_inputs(2), contexts=False)
+        assert engine.steps == [("default", 0, 2, 1000.0, "toy/default"), ("default", 1, 2, 999.0, "toy/default")]
+    finally:
+        detach_engine(pipe.transformer)
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, hidden_states):
+        return hidden_states
+
+
+def _two_transformers():
+    def block_lists():
+        module = torch.nn.Module()
+        module.first = torch.nn.ModuleList(_Identity() for _ in range(4))
+        module.second = torch.nn.ModuleList(_Identity() for _ in range(4))
+        return module
+
+    return {"transformer": block_lists(), "transformer_2": block_lists()}
+
+
+def _adapters(knobs: dict | None):
+    second = ("second", HIDDEN_OUT, knobs) if knobs is not None else ("second", HIDDEN_OUT)
+    lists = (("first", HIDDEN_OUT), second)
+    return [cachedit.BlockAdapter(block_lists=lists), cachedit.BlockAdapter(block_lists=lists, transformer="transformer_2")]
+
+
+def test_override_layers_apply_in_their_documented_order():
+    """config < per_transformer[attribute] < a block list's own knobs."""
+    config = DBCacheConfig(Fn=1, residual_diff_threshold=0.1, max_warmup_steps=3,
+                           per_transformer={"transformer_2": {"residual_diff_threshold": 0.2, "max_warmup_steps": 5}})
+    plan = resolve_plan(_two_transformers(), config, adapters=_adapters({"residual_diff_threshold": 0.3}))
+    found = {s.name: (s.config.residual_diff_threshold, s.config.max_warmup_steps) for s in plan.stacks}
+    assert found == {
+        "transformer.first": (0.1, 3), "transformer.second": (0.3, 3),
+        "transformer_2.first": (0.2, 5), "transformer_2.second": (0.3, 5),
+    }
+    assert plan.block_counts() == {"transformer": 8, "transformer_2": 8}
+    assert {s.config.per_transformer == {} for s in plan.stacks} == {True}
+
+
+def test_every_check_runs_once_per_stack(monkeypatch):
+    counted = []
+    original = DBCacheConfig.check_block_count
+    monkeypatch.setattr(DBCacheConfig, "check_block_count",
+                        lambda self, n, where="": counted.append((n, where)) or original(self, n, where))
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, DBCacheConfig(Fn=1), adapters=TOY_ADAPTERS)
+    assert counted == [(6, "`transformer`")]
+    with pytest.raises(ValueError, match=r"`Fn` \+ `Bn` = 4 \+ 1 = 5 must be smaller than the 4 blocks of `m` "
+                                         r"transformer.second"):
+        resolve_plan(_two_transformers(), DBCacheConfig(Fn=1), adapters=_adapters({"Fn": 4, "Bn": 1}), label="m")
