@@ -146,9 +146,10 @@ def enable_cache(
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
             the given `adapters` describe, or a bare transformer (`torch.nn.Module`) whose sampling loop someone
             else owns: each request then runs inside ``with cachedit.request(transformer, num_inference_steps=N):``.
-        config (`DBCacheConfig`, `DBPruneConfig` or `NoCacheConfig`, *optional*): the cache policy; or anything
-            ``cachedit.load_config`` takes (a preset/experiment path, a cache-dit/vLLM-Omni flat dict, our keys).
-        taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (DBCache only).
+        config (`CacheConfig`, *optional*): the cache policy (`DBCacheConfig`, `ForecastCacheConfig`, `DBPruneConfig`,
+            `NoCacheConfig`, or any registered `cachedit.CacheConfig`); or anything ``cachedit.load_config`` takes
+            (a preset/experiment path, a cache-dit/vLLM-Omni flat dict, our keys).
+        taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (policies that take it: DBCache).
         scm (`StepMaskConfig`, *optional*): steps that must compute.
         cfg (`CFGCacheConfig`, *optional*): how guidance branches share state.
         adapters (`list[BlockAdapter]`, *optional*): where the blocks are; defaults to the registry entry of
@@ -165,7 +166,8 @@ def enable_cache(
     # A snapshot: changing the caller's config objects later has no effect on this cache.
     config = DBCacheConfig() if config is None else copy.deepcopy(config)
     taylorseer, scm, cfg = copy.deepcopy((taylorseer, scm, cfg))
-    plan = resolve_plan(pipe, config, taylorseer=taylorseer, scm=scm, cfg=cfg, adapters=adapters)  # attaches nothing
+    plan = resolve_plan(pipe, config, taylorseer=taylorseer, scm=scm, cfg=cfg, adapters=adapters)  # every check
+    # Nothing was attached before this point: a bad config or adapter leaves the pipeline untouched.
     handle = _CacheHandle(plan, type(pipe))
     separate = cfg.enable_separate_cfg if cfg is not None else CFGCacheConfig().enable_separate_cfg
     for stack in plan.stacks:

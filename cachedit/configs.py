@@ -495,7 +495,7 @@ class ModelConfig:
     """What to load and how to call it.
 
     Args:
-        name (`str`): family key, e.g. `flux`, `pixart_alpha`, `tiny_dit` (see ``cachedit.zoo.families``).
+        name (`str`): zoo model name, e.g. `flux`, `pixart_alpha`, `tiny_dit` (see ``cachedit.zoo.entries.MODELS``).
         repo_id (`str`, *optional*): the real checkpoint on the hub.
         source (`ModelSource`, defaults to `hub`): `hub`, `replica` or `embedded`.
         path (`str`, *optional*): a local ``save_pretrained`` directory; loaded instead of `repo_id`.

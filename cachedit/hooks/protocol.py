@@ -24,7 +24,8 @@ COMPUTE, REUSE, DECIDE = "compute", "reuse", "decide"
 
 @dataclass
 class StepContext:
-    """One step of one guidance branch, as the lifecycle saw it begin.
+    """One step of one guidance branch, as the lifecycle saw it begin. A transformer call that bypasses the cache (a
+    K/V-extract pass, another pipeline's call sharing the transformer) never reaches the engine.
 
     Args:
         branch (`str`): the guidance branch (``cond``, ``uncond``; ``default`` where the pipeline names none).
