@@ -19,7 +19,8 @@ from ..configs import ModelConfig, ModelSource
 from ..zoo.entries import ZooEntry, get_entry
 
 __all__ = [
-    "ModelNotReachableError", "resolve_device", "resolve_dtype", "meta_transformers", "check_model", "load_pipeline"
+    "ModelNotReachableError", "resolve_device", "resolve_dtype", "meta_transformers", "runnable_transformers",
+    "block_counts", "check_model", "load_pipeline",
 ]
 
 _LOADED: dict[tuple, object] = {}  # sweeps run every job in one process: load each pipeline once
@@ -111,13 +112,17 @@ def meta_transformers(model: ModelConfig) -> dict[str, torch.nn.Module]:
     return transformers
 
 
-def check_model(model: ModelConfig) -> dict[str, int]:
-    """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
-    pipeline_class = get_entry(model.name).pipeline_class
+def runnable_transformers(model: ModelConfig) -> dict[str, torch.nn.Module]:
+    """Whether `model` can run here at all (its device, its sizes, a reachable checkpoint) before any weight loads;
+    returns its transformers built on the meta device (`meta_transformers`)."""
     _check_device(model)
     if model.name == "tiny_dit" and (model.height, model.width) != (None, None):  # its pipeline has no size argument
         raise ValueError("`model.height`/`model.width`: tiny_dit always generates 16x16 digits; remove the override.")
-    transformers = meta_transformers(model)
+    return meta_transformers(model)
+
+
+def block_counts(transformers: dict[str, torch.nn.Module], pipeline_class: str) -> dict[str, int]:
+    """Blocks per transformer, as the pipeline class's adapters lay them out."""
     blocks = {}
     for adapter in adapters_for_class(pipeline_class):
         if adapter.transformer in transformers:
@@ -125,6 +130,11 @@ def check_model(model: ModelConfig) -> dict[str, int]:
         elif not adapter.optional:
             raise ValueError(f"{pipeline_class} has no transformer module at `{adapter.transformer}`.")
     return blocks
+
+
+def check_model(model: ModelConfig) -> dict[str, int]:
+    """Block count per transformer, read from configs only (meta device, no weights); raises if unreachable."""
+    return block_counts(runnable_transformers(model), get_entry(model.name).pipeline_class)
 
 
 def _check_device(model: ModelConfig) -> None:

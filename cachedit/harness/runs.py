@@ -37,7 +37,7 @@ from ..plan import resolve_plan
 from .images import save_grid
 from .metrics import fidelity
 from ..zoo.entries import get_entry
-from .pipelines import check_model, load_pipeline, meta_transformers, resolve_device
+from .pipelines import block_counts, load_pipeline, resolve_device, runnable_transformers
 from ..stats import format_summary, speedup_warning
 
 __all__ = [
@@ -69,11 +69,11 @@ def preflight(run: RunConfig) -> dict[str, int]:
             "use `compile=regional` with a cache, or `cache=none` with `compile=full`."
         )
     check_parallel(run.parallel, resolve_device(run.model))
-    blocks = check_model(run.model)
-    adapters = adapters_for_class(get_entry(run.model.name).pipeline_class)
-    resolve_plan(meta_transformers(run.model), run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg,
-                 adapters=adapters, label=run.model.name)
-    return blocks
+    transformers = runnable_transformers(run.model)
+    pipeline_class = get_entry(run.model.name).pipeline_class
+    plan = resolve_plan(transformers, run.cache, taylorseer=run.taylorseer, scm=run.scm, cfg=run.cfg,
+                        adapters=adapters_for_class(pipeline_class), label=run.model.name)
+    return plan.block_counts() if plan.stacks else block_counts(transformers, pipeline_class)  # each check once
 
 
 def generate(pipe, inputs: dict, seed: int, repeats: int, output: str = "images") -> Generation:
