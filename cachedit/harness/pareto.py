@@ -31,9 +31,8 @@ from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
-from diffusers.hooks import HookRegistry
 from .metrics import fidelity
-from .peers import cache_dit_on, hook_names
+from .peers import cache_dit_on, diffusers_cache_on, hook_names
 from ..stats import speedup_notes
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
@@ -135,29 +134,9 @@ def _diffusers_config(name: str, params: dict):
 
 def enable_diffusers(pipe, name: str, params: dict) -> Callable[[], None]:
     """A diffusers cache through its public API; raises MethodError when it hooks nothing on this transformer."""
-    import diffusers.hooks
-
     transformer = pipe.transformer
-    HookRegistry.check_if_exists_or_initialize(transformer)
     before = hook_names(transformer)
-    config = _diffusers_config(name, params)
-    if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route
-        transformer.enable_cache(config)
-        undo = transformer.disable_cache
-    else:
-        apply = {"FirstBlockCacheConfig": "apply_first_block_cache", "TaylorSeerCacheConfig": "apply_taylorseer_cache",
-                 "MagCacheConfig": "apply_mag_cache", "SeaCacheConfig": "apply_sea_cache",
-                 "FasterCacheConfig": "apply_faster_cache", "PyramidAttentionBroadcastConfig": "apply_pyramid_attention_broadcast"}
-        getattr(diffusers.hooks, apply[name])(transformer, config)
-        registry = HookRegistry.check_if_exists_or_initialize(transformer)
-        registry.invalidate_child_registries_cache()  # else the new block hooks get no cache context
-
-        def undo():
-            for module in transformer.modules():
-                hooks = getattr(module, "_diffusers_hook", None)
-                for hook in [n for n in (hooks.hooks if hooks else {}) if (id(module), n) not in before]:
-                    hooks.remove_hook(hook, recurse=False)
-            registry.invalidate_child_registries_cache()
+    undo = diffusers_cache_on(transformer, _diffusers_config(name, params))
     if not hook_names(transformer) - before:
         undo()
         raise MethodError(f"diffusers {name}({params}) hooked nothing on {type(transformer).__name__}.")

@@ -13,31 +13,44 @@ import torch
 from diffusers.hooks import HookRegistry
 
 
-def _diffusers_hook(apply: str, config: str) -> Callable:
-    """A diffusers ``hooks.apply_*`` cache on the transformer; undo removes exactly the hooks it registered."""
+# diffusers' `hooks.apply_*` function for each cache config, for transformers without `CacheMixin.enable_cache`
+APPLY = {
+    "FirstBlockCacheConfig": "apply_first_block_cache", "TaylorSeerCacheConfig": "apply_taylorseer_cache",
+    "MagCacheConfig": "apply_mag_cache", "SeaCacheConfig": "apply_sea_cache", "FasterCacheConfig": "apply_faster_cache",
+    "PyramidAttentionBroadcastConfig": "apply_pyramid_attention_broadcast",
+}
+
+
+def diffusers_cache_on(transformer: torch.nn.Module, config) -> Callable[[], None]:
+    """A diffusers cache `config` on `transformer` through its public API; the undo removes exactly what it added."""
+    if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route, which also resets per call
+        transformer.enable_cache(config)
+        return transformer.disable_cache
+    import diffusers.hooks
+
+    before = hook_names(transformer)
+    getattr(diffusers.hooks, APPLY[type(config).__name__])(transformer, config)
+    # the root registry caches its child registries; hooks just added on blocks would get no cache context
+    HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+    added = hook_names(transformer) - before
+
+    def undo():
+        for module in transformer.modules():
+            registry = getattr(module, "_diffusers_hook", None)
+            for name in [n for n in (registry.hooks if registry else {}) if (id(module), n) in added]:
+                registry.remove_hook(name, recurse=False)
+        HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+
+    return undo
+
+
+def _diffusers_peer(config: str) -> Callable:
+    """A `PEERS` entry: ``(pipe, **params) -> undo`` for the diffusers cache config class named `config`."""
 
     def enable(pipe, **params):
         import diffusers
-        import diffusers.hooks
 
-        transformer = pipe.transformer
-        if hasattr(transformer, "enable_cache"):  # CacheMixin: the supported route, which also resets per call
-            transformer.enable_cache(getattr(diffusers, config)(**params))
-            return transformer.disable_cache
-        before = hook_names(transformer)
-        getattr(diffusers.hooks, apply)(transformer, getattr(diffusers, config)(**params))
-        # the root registry caches its child registries; hooks just added on blocks would get no cache context
-        HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-        added = hook_names(transformer) - before
-
-        def undo():
-            for module in transformer.modules():
-                registry = getattr(module, "_diffusers_hook", None)
-                for name in [n for n in (registry.hooks if registry else {}) if (id(module), n) in added]:
-                    registry.remove_hook(name, recurse=False)
-            HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-
-        return undo
+        return diffusers_cache_on(pipe.transformer, getattr(diffusers, config)(**params))
 
     return enable
 
@@ -94,8 +107,8 @@ def cache_dit_target(cache_dit, pipe):
 
 
 PEERS: dict[str, Callable] = {
-    "diffusers_fbc": _diffusers_hook("apply_first_block_cache", "FirstBlockCacheConfig"),
-    "diffusers_taylorseer": _diffusers_hook("apply_taylorseer_cache", "TaylorSeerCacheConfig"),
+    "diffusers_fbc": _diffusers_peer("FirstBlockCacheConfig"),
+    "diffusers_taylorseer": _diffusers_peer("TaylorSeerCacheConfig"),
     "cache_dit": _cache_dit,
 }
 
