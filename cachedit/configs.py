@@ -327,9 +327,6 @@ class ForecastCacheConfig(CacheConfig):
     reference_steps: int = 28
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    # DBCache knobs the shared block bookkeeping reads; fixed here (the forecast decides by schedule, not by change)
-    Bn_compute_blocks_ids = None
-
     def __post_init__(self) -> None:
         require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
         require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")

@@ -87,10 +87,10 @@ class SpanEngine(StackEngine):
         self.segment_ends = {seg[-1]: i for i, seg in enumerate(self.segments)}
         self.head_starts = [s for s in list_starts if s < config.Fn] or [0]
         tail = range(self.num_blocks - config.Bn, self.num_blocks)
-        always = getattr(config, "Bn_compute_blocks_ids", None)
+        always = getattr(config, "Bn_compute_blocks_ids", None)  # DBCache's knobs; other policies' tails always compute
         self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
         self.calibrator = calibrator if calibrator is not None and calibrator.order > 0 else None
-        self.cache_encoder = getattr(config, "cache_encoder", True)
+        self.cache_encoder = getattr(config, "cache_encoder", True)  # DBCache's knob: move the text stream too
 
     def new_state(self) -> SpanState:
         return SpanState()
