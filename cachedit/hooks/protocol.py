@@ -98,6 +98,7 @@ class CacheEngine(ABC):
     """One stack's cache: computes, skips or estimates its blocks. `hooks/lifecycle.py` drives it."""
 
     name: str  # the stack's name in stats and hook names
+    group = None  # the context-parallel group to reduce decision metrics over; the lifecycle sets it per call
 
     @abstractmethod
     def new_state(self) -> EngineState:
