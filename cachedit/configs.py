@@ -265,9 +265,9 @@ class DBPruneConfig(CacheConfig):
         )
         cap = self.max_dynamic_prune_threshold
         require(cap is None or cap >= self.residual_diff_threshold,
-                 f"`max_dynamic_prune_threshold` ({cap}) must be >= `residual_diff_threshold` ({self.residual_diff_threshold}).")
+                f"`max_dynamic_prune_threshold` ({cap}) must be >= `residual_diff_threshold` ({self.residual_diff_threshold}).")
         require(self.residual_cache_update_interval >= 1,
-                 f"`residual_cache_update_interval` must be >= 1, got {self.residual_cache_update_interval}.")
+                f"`residual_cache_update_interval` must be >= 1, got {self.residual_cache_update_interval}.")
         require(all(i >= 0 for i in self.non_prune_blocks_ids or []), f"`non_prune_blocks_ids` must be >= 0, got {self.non_prune_blocks_ids}.")
         _check_per_transformer(self)
 

@@ -100,14 +100,17 @@ def resolve_plan(
         target = types.SimpleNamespace(**target)
     adapters = adapters_for(target) if adapters is None else adapters
     present = [adapter for adapter in adapters if adapter.present(target)]  # Wan 2.1 has no transformer_2
+    attributes = [adapter.transformer for adapter in present]
     try:
         for adapter in present:
             transformer = adapter.find_transformer(target)
             check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
-            transformer_config = _per_transformer(config, adapter.transformer, [a.transformer for a in present])
+            transformer_config = _per_transformer(config, adapter.transformer, attributes)
             layout = adapter.layout(transformer)
             for stack in layout:
-                stack_config = dataclasses.replace(transformer_config, **stack.knobs) if stack.knobs else transformer_config
+                stack_config = transformer_config  # override layer 3: the block list's own knobs
+                if stack.knobs:
+                    stack_config = dataclasses.replace(transformer_config, **stack.knobs)
                 where = f"`{label}` {stack.name}" if label else f"`{stack.name}`"
                 stack_config.check_block_count(len(stack.blocks), where)
                 engine = build_engine(stack_config, stack.blocks, plan.stats, stack.name, stack.list_starts,

@@ -13,12 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..configs import NoCacheConfig, RunConfig
+from ..zoo.entries import get_entry
+from ..stats import speedup_notes
 from .runs import cached_run, generate, warm_up, preflight
 from .metrics import fidelity
-from ..zoo.entries import get_entry
 from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
-from ..stats import speedup_notes
 
 __all__ = [
     "BASELINE", "BenchRow", "run_benchmark", "markdown"

@@ -30,10 +30,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache
+from ..stats import speedup_notes
 from .fronts import front, speedup_at  # noqa: F401 - re-exported: pareto.front is the documented name
 from .metrics import fidelity
 from .peers import cache_dit_on, diffusers_cache_on, hook_names
-from ..stats import speedup_notes
+from .runs import warm_up
 
 PSNR_LEVELS = (30.0, 35.0, 40.0, 45.0, 50.0)
 FRECHET_LEVELS = (0.05, 0.10, 0.20)  # Fréchet <= uncached * (1 + level)
@@ -209,10 +210,9 @@ def run_pareto(pipe, inputs: dict, settings: list[Setting], compose_cachedit: Ca
                 enablers[id(outcome)] = compose_cachedit([*p["overrides"], *(f"{k}={_hydra(v)}" for k, v in p["point"].items())])
             except Exception as error:  # noqa: BLE001 - the row shows why
                 outcome.error = f"{type(error).__name__}: {error}"
-    # one untimed short call first: the first call pays one-time costs (allocations, lazy imports) that would
-    # otherwise inflate the uncached reference's time, and so every measured speedup
-    short = {"num_inference_steps": 2} if "num_inference_steps" in inputs else {}
-    pipe(**{**inputs, **short}, generator=torch.Generator().manual_seed(seed))
+    # the first call pays one-time costs that would otherwise inflate the uncached reference's time, and so every
+    # measured speedup
+    warm_up(pipe, inputs, output)
     try:
         with tqdm(total=repeats * (len(outcomes) + 1), desc="pareto") as progress:
             for _ in range(repeats):

@@ -34,11 +34,11 @@ from ..distributed import (
 )
 from ..adapters import adapters_for_class
 from ..plan import resolve_plan
+from ..zoo.entries import get_entry
+from ..stats import format_summary, speedup_warning
 from .images import save_grid
 from .metrics import fidelity
-from ..zoo.entries import get_entry
 from .pipelines import block_counts, load_pipeline, resolve_device, runnable_transformers
-from ..stats import format_summary, speedup_warning
 
 __all__ = [
     "Generation", "preflight", "generate", "warm_up", "cached_run", "shared_output_dir", "run_name",

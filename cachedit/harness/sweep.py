@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..configs import CacheConfig, NoCacheConfig
+from ..stats import speedup_notes
 from .fronts import pareto_mask, speedup_at
 from .metrics import FIDELITY_COLUMNS
 from .plots import plot_grid, plot_pareto
-from ..configs import CacheConfig, NoCacheConfig
-from ..stats import speedup_notes
 
 __all__ = [
     "EARLIER", "KEPT", "SWEEP_FILES", "COLUMNS", "SweepSummary", "set_aside_earlier", "earlier_sweeps", "collect",

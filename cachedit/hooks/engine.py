@@ -34,7 +34,6 @@ class StackEngine(CacheEngine):
         self.mask = StepMask(scm) if scm is not None and scm.mask != StepMaskName.none else None
         self.cfg = cfg if cfg is not None else CFGCacheConfig()
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
-        self.group = None  # the context-parallel group decision metrics are reduced over; set per transformer call
 
     @property
     def needs_step_count(self) -> bool:

@@ -90,6 +90,9 @@ class SpanEngine(StackEngine):
         always = getattr(config, "Bn_compute_blocks_ids", None)  # DBCache's knobs; other policies' tails always compute
         self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
         self.calibrator = calibrator if calibrator is not None and calibrator.order > 0 else None
+        # the calibrator forecasts the segment's residual (added to its input), or else its output
+        residual = TaylorSeerCacheType.residual
+        self.forecasts_residual = self.calibrator is not None and self.calibrator.cache_type == residual
         self.cache_encoder = getattr(config, "cache_encoder", True)  # DBCache's knob: move the text stream too
 
     def new_state(self) -> SpanState:
@@ -171,22 +174,21 @@ class SpanEngine(StackEngine):
     def _update_forecast(self, step: StepContext, segment: int, outputs: Streams) -> None:
         state = step.state
         residual = state.segment_residuals[segment]
-        by_residual = self.calibrator is not None and self.calibrator.cache_type == TaylorSeerCacheType.residual
         for stream in self._forecast_streams(residual):
             key = (segment, stream)
             if key not in state.calibrators or step.index < self.calibrator.differences_from_step:
                 state.calibrators[key] = TaylorSeerState(self.calibrator.order)  # an early step: its value only
-            state.calibrators[key].update(state.position, residual[stream] if by_residual else outputs[stream])
+            feature = residual[stream] if self.forecasts_residual else outputs[stream]
+            state.calibrators[key].update(state.position, feature)
 
     def _estimate(self, step: StepContext, segment: int, inputs: Streams) -> Streams:
         """A skipped segment's output: its input + cached residual, or the calibrator's forecast."""
         state = step.state
         residual = state.segment_residuals[segment]
         estimate = add_streams(inputs, residual)
-        by_residual = self.calibrator is not None and self.calibrator.cache_type == TaylorSeerCacheType.residual
         for stream in self._forecast_streams(residual):
             forecast = state.calibrators[(segment, stream)].predict(state.position)
-            estimate[stream] = inputs[stream] + forecast if by_residual else forecast
+            estimate[stream] = inputs[stream] + forecast if self.forecasts_residual else forecast
         if ENCODER in estimate and not self.cache_encoder:
             estimate[ENCODER] = inputs[ENCODER]  # the text tokens pass the span as they entered it
         return estimate
