@@ -26,11 +26,10 @@ from .configs import (
 )
 
 __all__ = [
-    "CACHES", "GROUPS", "CACHE_DIT_KEYS", "CACHE_DIT_EXTRA", "CACHE_DIT_TAYLORSEER_ORDER", "LoadedConfig",
+    "GROUPS", "CACHE_DIT_KEYS", "CACHE_DIT_EXTRA", "CACHE_DIT_TAYLORSEER_ORDER", "LoadedConfig",
     "load_config", "allowed_flat_keys"
 ]
 
-CACHES = CACHE_CONFIGS  # `name` -> cache config class: every policy's config registers itself
 GROUPS = {"taylorseer": TaylorSeerConfig, "scm": StepMaskConfig, "cfg": CFGCacheConfig}
 
 # cache-dit / vLLM-Omni flat key -> our DBCache field (the others map to TaylorSeer and the step mask below).
@@ -142,9 +141,9 @@ def _from_groups(nested: dict, base: LoadedConfig) -> LoadedConfig:
 def _cache_base(name, base: LoadedConfig):
     if name is None:
         return base.cache
-    if name not in CACHES:
-        raise ValueError(f"`name`={name!r} is no cache; allowed: {', '.join(sorted(CACHES))}.")
-    return base.cache if isinstance(base.cache, CACHES[name]) else CACHES[name]()
+    if name not in CACHE_CONFIGS:
+        raise ValueError(f"`name`={name!r} is no cache; allowed: {', '.join(sorted(CACHE_CONFIGS))}.")
+    return base.cache if isinstance(base.cache, CACHE_CONFIGS[name]) else CACHE_CONFIGS[name]()
 
 
 def _fields(config) -> dict:
@@ -224,5 +223,5 @@ def _group_option(group_dir: Path, option: str) -> dict:
         if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/cachedit/"):
             values.update(_group_option(group_dir, entry))
     if group_dir.name == "cache":
-        values.setdefault("name", option if option in CACHES else None)
+        values.setdefault("name", option if option in CACHE_CONFIGS else None)
     return {**values, **body}
