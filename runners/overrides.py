@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import sys
 from functools import cache
 from pathlib import Path
@@ -85,6 +86,34 @@ def unknown_key_message(override: str, config_name: str = "generate", extra_dirs
     return _did_you_mean("config key", field, allowed, f"keys under `{group}`", f"{group}.")
 
 
+# The Hydra launcher plugin each `conf/hydra/launcher/` preset extends (its `defaults` entry): module, pip requirement.
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher==1.2.0"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher==1.2.0"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher==1.2.0"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher==1.2.2"),
+}
+
+
+def launcher_plugin(preset: str) -> tuple[str, str] | None:
+    """(module, requirement) of the plugin a `hydra/launcher=<preset>` of ours extends; None for Hydra's own."""
+    path = CONF_DIR / "hydra" / "launcher" / f"{preset}.yaml"
+    if not path.exists():
+        return None
+    defaults = OmegaConf.load(path).get("defaults", [])
+    return next((LAUNCHER_PLUGINS[d] for d in defaults if isinstance(d, str) and d in LAUNCHER_PLUGINS), None)
+
+
+def missing_launcher_message(override: str) -> str | None:
+    """`hydra/launcher=<preset>` whose plugin is not installed: Hydra would say only "Could not load"."""
+    key, _, preset = override.lstrip("+").partition("=")
+    plugin = launcher_plugin(preset) if key == "hydra/launcher" else None
+    if plugin is None or importlib.util.find_spec(plugin[0]) is not None:
+        return None
+    return (f"`hydra/launcher={preset}` needs the launcher plugin {plugin[1]}, which is not installed: "
+            f"`pip install {plugin[1]}` (README: launchers).")
+
+
 def _config_dirs(argv: list[str]) -> tuple[Path, ...]:
     """Directories added with Hydra's ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR``: their options count."""
     dirs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
@@ -98,7 +127,7 @@ def check_overrides(argv: list[str], config_name: str = "generate") -> None:
     for i, override in enumerate(argv):
         if i > 0 and argv[i - 1] in ("--config-dir", "-cd"):
             continue  # the directory itself, not an override
-        message = unknown_key_message(override, config_name, extra_dirs)
+        message = unknown_key_message(override, config_name, extra_dirs) or missing_launcher_message(override)
         if message is not None:
             print(f"Error: {message}", file=sys.stderr)
             raise SystemExit(2)

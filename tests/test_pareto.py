@@ -77,7 +77,6 @@ def test_magcache_is_calibrated_first_then_skips_a_counted_number_of_blocks():
 
 
 def test_cache_dit_runs_the_tiny_dit_through_its_block_adapter_with_the_benchmark_shim():
-    pytest.importorskip("cache_dit", reason="pip install --no-deps cache-dit==1.5.3 (benchmarks only)")
     from cache_dit.caching.cache_blocks.pattern_base import CachedBlocks_Pattern_Base
 
     pipe = load_tiny_dit()

@@ -40,8 +40,6 @@ def read_csv(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml")))
 def test_every_sweep_preset_is_a_multirun_with_its_command_on_top(preset):
-    if preset == "tune":
-        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
     text = (ROOT / "conf" / "sweep" / f"{preset}.yaml").read_text()
     assert text.startswith(f"# @package _global_\n# python -m runners.generate sweep={preset}")
     register_configs()
@@ -135,7 +133,6 @@ def test_a_single_run_that_fails_exits_non_zero_and_records_why(tmp_path):
 
 @pytest.mark.slow  # a fresh Python process per job: the default suite keeps the in-process checks
 def test_a_tuning_run_writes_a_preset_that_composes(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
     run("sweep=tune", "hydra.sweeper.n_trials=4", "tune.speedup_metric=ideal_speedup", "tune.target_speedup=1.1",
         *TINY, f"hydra.sweep.dir={tmp_path}")
     assert len(read_csv(tmp_path / "summary.csv")) == 4

@@ -83,7 +83,6 @@ def test_a_measured_speedup_above_the_ideal_is_flagged_in_runs_and_tables():
 
 def test_a_tune_on_the_tiny_model_picks_a_setting_that_skips(tmp_path):
     """PSNR floor 99: only the threshold that caches nothing (PSNR inf) clears it, so the old objective chose it."""
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
     args = ["--multirun", "sweep=tune", "hydra.sweeper.n_trials=2", "cache.residual_diff_threshold=choice(0.0,0.5)",
             "cache=fbcache", "cache.Fn=1", "cache.Bn=0", "taylorseer=none", "cache.max_warmup_steps=2",
             "tune.objective=speedup_above_psnr", "tune.psnr_floor=99", "model.num_images=1",
