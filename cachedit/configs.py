@@ -20,7 +20,7 @@ from typing import Any
 # Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
 from omegaconf import MISSING
 
-from .config_types import check_types, convert, field_types
+from .config_types import check_types, convert, field_types, short_repr
 
 __all__ = [
     "DEVICE_PATTERN", "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
@@ -668,6 +668,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_types(self)  # nested configs checked themselves when built
+        require(
+            self.cache == MISSING or isinstance(self.cache, CacheConfig),  # `Any` for OmegaConf: checked here
+            f"`cache` must be a cache config ({', '.join(cls.__name__ for cls in CACHE_CONFIGS.values())}), "
+            f"got {short_repr(self.cache)}.",
+        )
         require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
         outside = [f for f in self.fewer_steps or [] if not 0 < f < 1]
         require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")

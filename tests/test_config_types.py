@@ -137,6 +137,12 @@ def test_valid_values_still_construct_and_defaults_round_trip(cls):
             assert converted == value and type(converted) is float
 
 
+def test_a_run_config_takes_a_cache_config_object_only():
+    with pytest.raises(ValueError, match=r"`cache` must be a cache config \(.*DBCacheConfig.*\), got \{'Fn': 1\}"):
+        cachedit.configs.RunConfig(model=ModelConfig(name="tiny_dit"), cache={"Fn": 1})
+    assert cachedit.configs.RunConfig(model=ModelConfig(name="tiny_dit"), cache=DBCacheConfig()).cache == DBCacheConfig()
+
+
 def test_conversions_store_the_declared_type():
     model = ModelConfig(name="tiny_dit", source="replica", torch_dtype="bfloat16", class_labels=OmegaConf.create([1, 2]),
                         guidance_scale=4)
