@@ -207,7 +207,8 @@ def test_an_annotation_without_a_rule_is_a_programming_error():
 
 
 ################################################################################
-#        The cases users hit through `load_config` (issue 21): each passed or failed late before           #
+#    The cases users hit through `load_config` (issue 21): each passed or      #
+#    failed late, inside the engine, before                                    #
 ################################################################################
 
 
