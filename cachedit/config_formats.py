@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config_types import ConfigTypeError, check_types, convert, field_types, short_repr
 from .configs import (
     CACHE_CONFIGS,
     CacheConfig,
@@ -22,6 +24,8 @@ from .configs import (
     DBCacheConfig,
     NoCacheConfig,
     StepMaskConfig,
+    StepMaskName,
+    StepMaskPolicy,
     TaylorSeerConfig,
 )
 
@@ -41,7 +45,13 @@ CACHE_DIT_KEYS = {
     "max_continuous_cached_steps": "max_continuous_cached_steps",
     "residual_diff_threshold": "residual_diff_threshold",
 }
-CACHE_DIT_EXTRA = ("enable_taylorseer", "taylorseer_order", "scm_steps_mask_policy", "scm_steps_policy")
+# The other cache-dit keys -> (our key, its type): checked with the rules of `cachedit.config_types`.
+CACHE_DIT_EXTRA = {
+    "enable_taylorseer": ("enable_taylorseer", bool),
+    "taylorseer_order": ("taylorseer.order", int),
+    "scm_steps_mask_policy": ("scm.mask", StepMaskName | None),  # None: no mask, as in cache-dit
+    "scm_steps_policy": ("scm.policy", StepMaskPolicy),
+}
 CACHE_DIT_TAYLORSEER_ORDER = 1  # cache-dit's default order when `enable_taylorseer` is set without one
 
 
@@ -53,6 +63,9 @@ class LoadedConfig:
     taylorseer: TaylorSeerConfig = field(default_factory=TaylorSeerConfig)
     scm: StepMaskConfig = field(default_factory=StepMaskConfig)
     cfg: CFGCacheConfig = field(default_factory=CFGCacheConfig)
+
+    def __post_init__(self) -> None:
+        check_types(self)
 
     def as_kwargs(self) -> dict:
         return {"config": self.cache, "taylorseer": self.taylorseer, "scm": self.scm, "cfg": self.cfg}
@@ -82,12 +95,13 @@ def load_config(source, base: LoadedConfig | None = None) -> LoadedConfig:
 
 def allowed_flat_keys(cache_cls: type = DBCacheConfig) -> list[str]:
     ours = [f.name for f in dataclasses.fields(cache_cls)]
-    return sorted(set(ours) | set(CACHE_DIT_KEYS) | set(CACHE_DIT_EXTRA))
+    theirs = [key for key, target in CACHE_DIT_KEYS.items() if target in ours]  # dbprune has no max_cached_steps
+    return sorted(set(ours) | set(theirs) | set(CACHE_DIT_EXTRA))
 
 
 def _from_flat(flat: dict, base: LoadedConfig) -> LoadedConfig:
     """cache-dit / vLLM-Omni keys and our cache keys, in one flat dict."""
-    flat = dict(flat)
+    flat = dict(_mapping(flat, "cache"))
     name = flat.pop("name", None)
     cache = _cache_base(name, base)
     cache_cls = type(cache)
@@ -95,6 +109,7 @@ def _from_flat(flat: dict, base: LoadedConfig) -> LoadedConfig:
     unknown = sorted(set(flat) - set(allowed))
     if unknown:
         raise ValueError(f"Unknown cache config keys {unknown}; allowed: {', '.join(allowed)}.")
+    flat = {key: _checked(key, value, cache_cls) for key, value in flat.items()}  # types first, named as written
     ours: dict[str, Any] = {}
     for key, value in flat.items():
         if key in CACHE_DIT_KEYS:
@@ -108,16 +123,31 @@ def _from_flat(flat: dict, base: LoadedConfig) -> LoadedConfig:
         raise ValueError(f"`name`='none' caches nothing; it takes no cache keys, got {sorted(ours)}.")
     taylorseer, scm = base.taylorseer, base.scm
     if "enable_taylorseer" in flat or "taylorseer_order" in flat:
-        enabled = bool(flat.get("enable_taylorseer", True))
-        order = flat.get("taylorseer_order", CACHE_DIT_TAYLORSEER_ORDER)
-        taylorseer = _build(TaylorSeerConfig, {**_fields(base.taylorseer), "order": order if enabled else 0})
+        order = flat.get("taylorseer_order", CACHE_DIT_TAYLORSEER_ORDER) if flat.get("enable_taylorseer", True) else 0
+        taylorseer = _build(TaylorSeerConfig, {**_fields(base.taylorseer), "order": order}, flat)
     if "scm_steps_mask_policy" in flat or "scm_steps_policy" in flat:
         mask = flat.get("scm_steps_mask_policy", base.scm.mask)
         scm = _build(StepMaskConfig, {
-            **_fields(base.scm), "mask": "none" if mask is None else mask,
+            **_fields(base.scm), "mask": StepMaskName.none if mask is None else mask,
             "policy": flat.get("scm_steps_policy", base.scm.policy),
-        })
-    return LoadedConfig(_build(cache_cls, {**_fields(cache), **ours}), taylorseer, scm, base.cfg)
+        }, flat)
+    return LoadedConfig(_build(cache_cls, {**_fields(cache), **ours}, flat), taylorseer, scm, base.cfg)
+
+
+def _checked(key: str, value, cache_cls: type):
+    """A flat key's value, type-checked with the user's spelling of the key first in the message."""
+    target = _our_key(key)
+    annotation = CACHE_DIT_EXTRA[key][1] if key in CACHE_DIT_EXTRA else field_types(cache_cls)[target]
+    try:
+        return convert(value, annotation, target)
+    except ConfigTypeError as error:
+        raise ConfigTypeError(f"`{key}`: {error}" if key != target else str(error)) from None
+
+
+def _mapping(value, group: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise ConfigTypeError(f"`{group}` must be a mapping of its keys, got {short_repr(value)}.")
+    return value
 
 
 def _from_groups(nested: dict, base: LoadedConfig) -> LoadedConfig:
@@ -129,19 +159,19 @@ def _from_groups(nested: dict, base: LoadedConfig) -> LoadedConfig:
     changes = {}
     for group, cls in GROUPS.items():
         if group in nested:
-            values = dict(nested[group] or {})
+            values = dict(_mapping({} if nested[group] is None else nested[group], group))
             allowed = [f.name for f in dataclasses.fields(cls)]
             bad = sorted(set(values) - set(allowed))
             if bad:
                 raise ValueError(f"Unknown `{group}` keys {bad}; allowed: {', '.join(allowed)}.")
-            changes[group] = _build(cls, {**_fields(getattr(base, group)), **values})
+            changes[group] = cls(**{**_fields(getattr(base, group)), **values})
     return dataclasses.replace(loaded, **changes)
 
 
 def _cache_base(name, base: LoadedConfig):
     if name is None:
         return base.cache
-    if name not in CACHE_CONFIGS:
+    if not isinstance(name, str) or name not in CACHE_CONFIGS:
         raise ValueError(f"`name`={name!r} is no cache; allowed: {', '.join(sorted(CACHE_CONFIGS))}.")
     return base.cache if isinstance(base.cache, CACHE_CONFIGS[name]) else CACHE_CONFIGS[name]()
 
@@ -150,12 +180,20 @@ def _fields(config) -> dict:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
-def _build(cls: type, values: dict):
-    """`cls(**values)`: ``__post_init__`` checks the ranges with the Hydra path's messages."""
+def _build(cls: type, values: dict, flat: dict):
+    """`cls(**values)`: ``__post_init__`` checks the ranges with the Hydra path's messages; an error about a knob
+    the user set under a cache-dit name starts with that name (``Fn_compute_blocks: `Fn` must be >= 1``)."""
     try:
         return cls(**values)
-    except TypeError as error:  # a wrong type reaches a comparison in __post_init__
-        raise ValueError(f"{cls.__name__}: {error}") from None
+    except ValueError as error:
+        written = [key for key in flat if _our_key(key) != key and f"`{_our_key(key)}`" in str(error)]
+        if not written:
+            raise
+        raise type(error)(f"`{written[0]}`: {error}") from None
+
+
+def _our_key(key: str) -> str:
+    return CACHE_DIT_EXTRA[key][0] if key in CACHE_DIT_EXTRA else CACHE_DIT_KEYS.get(key, key)
 
 
 ################################################################################
@@ -190,7 +228,7 @@ def _from_yaml(path: Path, base: LoadedConfig) -> LoadedConfig:
             continue
         if key not in {"cache", *GROUPS}:
             raise ValueError(f"{path}: key `{key}` is no cache setting; load_config reads cache, {', '.join(GROUPS)}.")
-        groups[key] = {**groups.get(key, {}), **(value or {})}
+        groups[key] = {**groups.get(key, {}), **_mapping({} if value is None else value, key)}
     if "cache" in groups:
         groups["cache"].setdefault("name", "dbcache")
     return _from_groups(groups, base)

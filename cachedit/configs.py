@@ -2,7 +2,9 @@
 
 Every Hydra group option (``conf/<group>/*.yaml``) extends one of these dataclasses, so a misspelt key or a value
 of the wrong type fails when Hydra composes, and ``OmegaConf.to_object`` runs ``__post_init__``, where ranges are
-checked. The same classes are the plain-Python API: ``cachedit.enable_cache(pipe, DBCacheConfig(Fn=8))``.
+checked. The same classes are the plain-Python API: ``cachedit.enable_cache(pipe, DBCacheConfig(Fn=8))``. Every
+``__post_init__`` starts with :func:`cachedit.config_types.check_types`, so a Python object or a ``load_config``
+dict is held to the field types too (``"false"`` is no bool, ``2.5`` no int), before any range check.
 
 Only ``int``/``float``/``bool``/``str``/``Enum``/``X | None``/lists/dicts are used: OmegaConf rejects
 ``torch.dtype`` and ``Literal``, so dtypes are strings converted in :mod:`cachedit.harness.pipelines`.
@@ -17,6 +19,8 @@ from typing import Any
 
 # Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
 from omegaconf import MISSING
+
+from .config_types import check_types, convert, field_types, short_repr
 
 __all__ = [
     "DEVICE_PATTERN", "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
@@ -39,11 +43,8 @@ def _check_cap(name: str, value: int) -> None:
 
 
 def _enum(cls: type[Enum], value, name: str):
-    """Accept an enum member or its string value (plain-Python callers pass strings)."""
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"`{name}` must be one of {[m.value for m in cls]}, got {value!r}.") from None
+    """An enum member from the member or its exact value (plain-Python callers pass strings)."""
+    return convert(value, cls, name)
 
 
 ################################################################################
@@ -98,6 +99,9 @@ class NoCacheConfig(CacheConfig):
     """Caching disabled: the pipeline runs exactly as diffusers ships it (``cache=none``)."""
 
     name: str = "none"
+
+    def __post_init__(self) -> None:
+        check_types(self)
 
     def check_block_count(self, num_blocks: int, where: str = "the transformer") -> None:
         pass
@@ -161,6 +165,7 @@ class DBCacheConfig(CacheConfig):
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)  # before the range checks below compare anything
         require(self.Fn >= 1, f"`Fn` must be >= 1 (the change signal needs at least one block), got {self.Fn}.")
         require(self.Bn >= 0, f"`Bn` must be >= 0, got {self.Bn}.")
         require(
@@ -207,7 +212,9 @@ class DBCacheConfig(CacheConfig):
 
 
 def _check_per_transformer(config) -> None:
-    """Every per-transformer override must name a field of the same config (validated again when applied)."""
+    """Every per-transformer override must name a field of the same config and have its type (ranges are
+    checked when applied, on the config it makes)."""
+    types = field_types(type(config))
     allowed = {f for f in config.__dataclass_fields__ if f not in ("name", "per_transformer")}
     for transformer, overrides in config.per_transformer.items():
         bad = sorted(set(overrides) - allowed)
@@ -215,6 +222,8 @@ def _check_per_transformer(config) -> None:
             not bad,
             f"`per_transformer.{transformer}` sets unknown keys {bad}; allowed: {', '.join(sorted(allowed))}.",
         )
+        for key, value in overrides.items():
+            overrides[key] = convert(value, types[key], f"per_transformer.{transformer}.{key}")
 
 
 @dataclass
@@ -255,6 +264,7 @@ class DBPruneConfig(CacheConfig):
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)  # before the range checks below compare anything
         require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
         require(self.residual_diff_threshold >= 0, f"`residual_diff_threshold` must be >= 0, got {self.residual_diff_threshold}.")
         require(self.max_warmup_steps >= 0, f"`max_warmup_steps` must be >= 0, got {self.max_warmup_steps}.")
@@ -328,6 +338,7 @@ class ForecastCacheConfig(CacheConfig):
     per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)  # before the range checks below compare anything
         require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
         require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")
         require(self.warmup >= 1, f"`warmup` must be >= 1 (the first step has nothing to forecast from), got {self.warmup}.")
@@ -395,9 +406,9 @@ class TaylorSeerConfig:
     differences_from_step: int = 2
 
     def __post_init__(self) -> None:
+        check_types(self, "taylorseer")
         require(0 <= self.order <= 4, f"`taylorseer.order` must be in [0, 4] (0 disables TaylorSeer), got {self.order}.")
         require(self.differences_from_step >= 0, f"`taylorseer.differences_from_step` must be >= 0, got {self.differences_from_step}.")
-        self.cache_type = _enum(TaylorSeerCacheType, self.cache_type, "taylorseer.cache_type")
 
 
 class StepMaskName(str, Enum):
@@ -431,8 +442,7 @@ class StepMaskConfig:
     compute_steps: list[int] | None = None
 
     def __post_init__(self) -> None:
-        self.mask = _enum(StepMaskName, self.mask, "scm.mask")
-        self.policy = _enum(StepMaskPolicy, self.policy, "scm.policy")
+        check_types(self, "scm")
         if self.mask == StepMaskName.custom:
             require(bool(self.compute_steps), "`scm.mask=custom` needs `scm.compute_steps`, e.g. [0,1,2,4,8,12,16,20].")
             require(min(self.compute_steps) >= 0, f"`scm.compute_steps` must be >= 0, got {self.compute_steps}.")
@@ -459,6 +469,7 @@ class CFGCacheConfig:
     cfg_diff_compute_separate: bool = True
 
     def __post_init__(self) -> None:
+        check_types(self, "cfg")
         require(
             self.enable_separate_cfg or self.cfg_diff_compute_separate,
             "`cfg.cfg_diff_compute_separate=false` shares decisions between separate branch states; it needs "
@@ -520,9 +531,7 @@ class ModelConfig:
     replica: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.source = _enum(ModelSource, self.source, "model.source")
-        if self.torch_dtype is not None:
-            self.torch_dtype = _enum(TorchDtype, self.torch_dtype, "model.torch_dtype")
+        check_types(self, "model")
         require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
         require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
         require(
@@ -569,8 +578,7 @@ class TuneConfig:
     preset_name: str | None = None
 
     def __post_init__(self) -> None:
-        self.objective = _enum(TuneObjective, self.objective, "tune.objective")
-        self.speedup_metric = _enum(SpeedupMetric, self.speedup_metric, "tune.speedup_metric")
+        check_types(self, "tune")
         require(
             self.speedup_metric == SpeedupMetric.ideal_speedup,
             "`tune.speedup_metric` must be `ideal_speedup`: tuning optimises counted work (block executions "
@@ -612,7 +620,7 @@ class ParallelConfig:
     timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
-        self.mode = _enum(ParallelMode, self.mode, "parallel.mode")
+        check_types(self, "parallel")
         require(self.degree >= 1, f"`parallel.degree` must be >= 1, got {self.degree}.")
         require(
             self.mode != ParallelMode.none or self.degree == 1,
@@ -659,7 +667,12 @@ class RunConfig:
     fewer_steps: list[float] | None = None
 
     def __post_init__(self) -> None:
-        self.compile = _enum(CompileMode, self.compile, "compile")
+        check_types(self)  # nested configs checked themselves when built
+        require(
+            self.cache == MISSING or isinstance(self.cache, CacheConfig),  # `Any` for OmegaConf: checked here
+            f"`cache` must be a cache config ({', '.join(cls.__name__ for cls in CACHE_CONFIGS.values())}), "
+            f"got {short_repr(self.cache)}.",
+        )
         require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
         outside = [f for f in self.fewer_steps or [] if not 0 < f < 1]
         require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")

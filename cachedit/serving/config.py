@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..config_types import check_types
 from ..configs import RunConfig, require
 
 __all__ = [
@@ -35,15 +36,16 @@ class ServerConfig:
     request_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port}.")
-        require(self.max_images >= 1, f"`server.max_images` must be >= 1, got {self.max_images}.")
-        require(self.max_inference_steps >= 1, f"`server.max_inference_steps` must be >= 1, got {self.max_inference_steps}.")
         timeout = self.request_timeout_s
         number = not isinstance(timeout, bool) and isinstance(timeout, (int, float))
         require(
             timeout is None or (number and 0 < timeout < math.inf),
             f"`server.request_timeout_s` must be a number of seconds > 0, or null for no limit, got {timeout!r}.",
         )
+        check_types(self, "server")  # the timeout's own message first: it says what null means
+        require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port}.")
+        require(self.max_images >= 1, f"`server.max_images` must be >= 1, got {self.max_images}.")
+        require(self.max_inference_steps >= 1, f"`server.max_inference_steps` must be >= 1, got {self.max_inference_steps}.")
         levels = ("critical", "error", "warning", "info", "debug", "trace")
         require(self.log_level in levels, f"`server.log_level` must be one of {list(levels)}, got {self.log_level!r}.")
 
