@@ -87,7 +87,8 @@ def build_app(generator: CachedGenerator) -> FastAPI:
                            param="model", code="model_not_found")
         return model_card
 
-    @app.get("/metrics", responses=ERRORS)
+    @app.get("/metrics", response_class=PlainTextResponse, responses={
+        200: {"content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}}, **ERRORS})
     def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 

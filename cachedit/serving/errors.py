@@ -55,6 +55,8 @@ def json_safe(value):
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None, **extra) -> dict:
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS] + "... (cut)"
+    if param is not None and len(param) > VALUE_PREFIX_CHARS:
+        param = param[:VALUE_PREFIX_CHARS] + "..."
     error = {"message": message, "type": ERROR_TYPES.get(status, "invalid_request_error"), "param": param,
              "code": code, **extra}
     return {"error": json_safe(error)}

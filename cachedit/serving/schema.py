@@ -8,6 +8,7 @@ value given, raised before any work.
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -68,16 +69,13 @@ def edit_model(server: ServerConfig) -> type[BaseModel]:
     return create_model("ImageEditRequest", __config__=_STRICT, **fields)
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json_object(body: bytes) -> dict:
-    """The body as a JSON object; NaN/Infinity literals, bad UTF-8 and numbers past Python's digit limit are 400s."""
+    """The body as a JSON object; bad UTF-8, bad JSON and numbers past Python's digit limit are 400s. `NaN` and
+    `Infinity` literals parse (to floats) so the field holding one is named: the schema refuses them."""
     if not body.strip():
         raise ApiError(400, "The request body is empty; send a JSON object.", code="empty_body")
     try:
-        value = json.loads(body, parse_constant=_no_constant)
+        value = json.loads(body)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise ApiError(400, f"The request body is not valid JSON: {str(error)[:120]}", code="invalid_json") from None
     if not isinstance(value, dict):
@@ -86,9 +84,10 @@ def parse_json_object(body: bytes) -> dict:
 
 
 def validate(model: type[BaseModel], values: dict, strict: bool = True) -> BaseModel:
-    """`values` checked against `model`; the first violations as one 400 naming the fields."""
+    """`values` checked against `model`; the first violations as one 400 naming the fields. Inside `cache_config`
+    (free-form here, checked by the library's conversion) a NaN/inf is refused naming its key."""
     try:
-        return model.model_validate(values, strict=strict)
+        request = model.model_validate(values, strict=strict)
     except ValidationError as error:
         problems = error.errors(include_url=False)
         first = problems[0]
@@ -96,6 +95,19 @@ def validate(model: type[BaseModel], values: dict, strict: bool = True) -> BaseM
                        code=first["type"]) from None
     except RecursionError:
         raise ApiError(400, "The request body nests too deeply.", code="invalid_json") from None
+    _refuse_non_finite(request.cache_config, "cache_config")
+    return request
+
+
+def _refuse_non_finite(value, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(400, f"`{path}` must be a finite number, got {value}.", param=path, code="finite_number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, f"{path}[{index}]")
 
 
 def _param(loc: tuple) -> str:
