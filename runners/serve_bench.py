@@ -17,36 +17,36 @@ from __future__ import annotations
 
 import argparse
 import base64
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import uvicorn
 
-from cachedit.config_formats import load_config
-from cachedit.configs import ModelConfig
-from cachedit.harness.pipelines import load_pipeline
-from cachedit.serving.app import build_app
-from cachedit.serving.config import ServerConfig
-from cachedit.serving.generator import CachedGenerator
-from cachedit.serving.protocol import uvicorn_config
-
-ROOT_CONF = "conf/preset/tiny_dit_dbcache.yaml"
 MODES = {"uncached": {"name": "none"}, "cached": None}  # None: the server's preset
 
 
-def start_server(steps: int) -> tuple[uvicorn.Server, str]:
-    model = ModelConfig(name="tiny_dit", source="embedded", torch_dtype="float32", num_inference_steps=steps)
-    server_config = ServerConfig(port=0, max_images=16)
-    generator = CachedGenerator(load_pipeline(model), model, load_config(ROOT_CONF), server_config)
-    server = uvicorn.Server(uvicorn_config(build_app(generator), server_config))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+def start_server() -> tuple[subprocess.Popen, str]:
+    """`python -m runners.serve` (tiny DiT, its DBCache preset) in its own process, as users run it: the bench's
+    client threads do not share the server's interpreter."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "runners.serve", f"server.port={port}", "server.max_images=16"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.5)
 
 
 def body(seed: int, mode: str, steps: int) -> dict:
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--oversize-mb", type=int, default=4, help="size of each oversized body (limit: 1 MB)")
     args = parser.parse_args()
 
-    server, url = start_server(args.steps)
+    server, url = start_server()
     client = httpx.Client(base_url=url, timeout=args.timeout,
                           limits=httpx.Limits(max_connections=max(args.clients)))
     seeds = range(args.requests)
@@ -162,7 +162,8 @@ def main() -> None:
     calm = traffic_cell(url, client, args, alone, 0)
     attacked = traffic_cell(url, client, args, alone, args.attackers)
     client.close()
-    server.should_exit = True
+    server.terminate()
+    server.wait(timeout=30)
 
     total = args.requests * args.repeats
     print(f"tiny_dit (embedded), {args.steps} steps, guidance 2.0, {args.requests} requests per cell x "

@@ -89,6 +89,7 @@ STRICT = [  # refused by the library's strict conversion, which the server route
     ('"cache_config": {"Fn_compute_blocks": true}', "cache_config", "Fn_compute_blocks"),
     ('"cache_config": {"max_warmup_steps": 2.5}', "cache_config", "max_warmup_steps"),
     ('"cache_config": {"cache_encoder": "no"}', "cache_config", "cache_encoder"),
+    ('"cache_config": {"name": ["x"]}', "cache_config", "`name`"),  # was raw Python text: unhashable type: 'list'
 ]
 
 
