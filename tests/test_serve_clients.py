@@ -20,7 +20,7 @@ from cachedit.harness.pipelines import load_pipeline
 from cachedit.serving.app import build_app
 from cachedit.serving.config import ServerConfig
 from cachedit.serving.generator import BadRequest, CachedGenerator, RequestTimeout
-from tests.helpers.serve import counter, pngs, serve_in_thread
+from tests.helpers.serve import counter, pngs, read_response, serve_in_thread
 
 KEY = "client-test-key"
 ROUTE = "/v1/images/generations"
@@ -106,14 +106,7 @@ def png_of(side: int) -> bytes:
 
 def http_exchange(sock: socket.socket, request: bytes) -> bytes:
     sock.sendall(request)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
+    return read_response(sock)
 
 
 def test_a_server_fault_is_a_500_with_a_request_id_and_the_connection_stays_usable(caplog):

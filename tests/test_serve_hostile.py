@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cachedit.config_formats import load_config
-from tests.helpers.serve import counter, pngs, serve
+from tests.helpers.serve import counter, pngs, read_response, serve
 
 KEY = "hostile-test-key"
 ROUTE = "/v1/images/generations"
@@ -132,7 +132,7 @@ def test_a_huge_value_is_echoed_only_by_a_short_prefix(server, alone):
 def send_raw(port: int, head: bytes, body: bytes = b"") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head + body)
-        return sock.recv(65536)
+        return read_response(sock)
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(server, alone):

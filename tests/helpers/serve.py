@@ -74,6 +74,22 @@ def serve_in_thread(app, server_config, headers: dict | None = None):
         thread.join(timeout=30)
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response (head and `Content-Length` body) from `sock`, however it is segmented."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-response: {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    while len(body) < int(lengths[0]) if lengths else False:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def pngs(body: dict) -> list[bytes]:
     return [base64.b64decode(item["b64_json"]) for item in body["data"]]
 
