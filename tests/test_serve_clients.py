@@ -178,3 +178,20 @@ def test_a_hub_model_size_is_checked_against_max_pixels(size, message):
         generator.request_model({"size": size, "prompt": "a fox"})
     assert refused.value.param == "size"
     assert generator.request_model({"size": "1024x1024", "prompt": "a fox"}).width == 1024
+
+
+@pytest.mark.slow  # the FLUX replica: ~10 s per call on 2 cores
+def test_an_edit_on_the_flux_replica_runs_flux_img2img_with_the_cache():
+    model = ModelConfig(name="flux", source="replica", torch_dtype="float32", num_inference_steps=4)
+    cached = load_config({"Fn_compute_blocks": 1, "residual_diff_threshold": 0.2, "max_warmup_steps": 1})
+    generator = CachedGenerator(load_pipeline(model), model, cached, ServerConfig(max_images=2))
+    with serve_in_thread(build_app(generator), generator.server) as client:
+        source = client.post(ROUTE, json={"prompt": "a fox", "seed": 1, "size": "64x64"})
+        assert source.status_code == 200, source.text
+        edit = {"files": {"image": ("fox.png", pngs(source.json())[0], "image/png")},
+                "data": {"prompt": "a fox", "seed": "2", "strength": "0.5"}}
+        first, second = client.post("/v1/images/edits", **edit), client.post("/v1/images/edits", **edit)
+    assert first.status_code == 200, first.text
+    assert type(generator.img2img_pipeline()).__name__ == "FluxImg2ImgPipeline"
+    assert first.json()["cache"]["steps"] == 2 and first.json()["cache"]["config"]["cache"].startswith("DBCache_F1B0")
+    assert pngs(first.json()) == pngs(second.json())  # fresh cache state per request
