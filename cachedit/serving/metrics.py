@@ -1,5 +1,5 @@
 """Prometheus text-format metrics of the server: every response by route and final status (what was sent, so a
-500 after generation is a 500 and a 422/400 or 413 is counted too), latency and cached-share histograms."""
+500 after generation is a 500, and a 400, 401 or 413 refused before the route is counted too), latency and cached-share histograms."""
 
 from __future__ import annotations
 
