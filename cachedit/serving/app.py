@@ -18,10 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .admission import Queue
 from .errors import ApiError, dumps, short
+from .forms import parse_edit
 from .generator import CachedGenerator, ClientDisconnected, RequestTimeout
 from .metrics import ServerMetrics
 from .middleware import ApiKeyCheck, BodyLimit, HostCheck, ResponseGuard
-from .forms import parse_edit
 from .schema import ErrorEnvelope, ImagesResponse, edit_model, generation_model, parse_json_object, validate
 
 __all__ = [
