@@ -3,12 +3,13 @@
     python -m runners.serve                                        # embedded tiny DiT, its DBCache preset
     python -m runners.serve experiment=tiny_dit_fast server.port=8000
     python -m runners.serve model=flux model.source=replica cache=fbcache
+    CACHEDIT_API_KEY=secret python -m runners.serve server.host=0.0.0.0 server.allowed_hosts=[gpu1.lan]
 
-    curl -s localhost:8000/v1/images/generations -d '{"class_labels": [3], "seed": 0,
+    curl -s localhost:8000/v1/images/generations -d '{"prompt": "a handwritten 3", "seed": 0,
          "cache_config": {"Fn_compute_blocks": 1, "residual_diff_threshold": 0.12}}'
 
-Endpoints: POST /v1/images/generations, GET /health, GET /v1/models, GET /metrics. Needs the `serve` extra
-(``pip install -e .[serve]``).
+Endpoints: POST /v1/images/generations, POST /v1/images/edits, GET /health, GET /v1/models[/{id}], GET /metrics,
+GET /openapi.json. Needs the `serve` extra (``pip install -e .[serve]``).
 """
 
 import sys
@@ -21,6 +22,8 @@ from runners.overrides import check_overrides
 
 register_configs()
 
+WARM_UP_STEPS = 3  # a bad preset fails here, before serving; >= 2 steps time a step for the work estimate
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
 def main(config: DictConfig) -> None:
@@ -30,13 +33,17 @@ def main(config: DictConfig) -> None:
     from cachedit.harness.pipelines import load_pipeline
     from cachedit.serving.app import build_app
     from cachedit.serving.generator import CachedGenerator
+    from cachedit.serving.protocol import uvicorn_config
 
     run = OmegaConf.to_object(config)  # typed dataclasses; __post_init__ validates ranges
     base = LoadedConfig(run.cache, run.taylorseer, run.scm, run.cfg)
     generator = CachedGenerator(load_pipeline(run.model), run.model, base, run.server)
-    generator.generate({"seed": 0, "num_inference_steps": 1})  # a bad preset fails here, before serving
+    generator.generate({"seed": 0, "num_inference_steps": WARM_UP_STEPS})
+    if run.server.host not in ("127.0.0.1", "localhost", "::1") and run.server.api_key is None:
+        print(f"warning: serving on {run.server.host} without an API key: anyone who reaches this port can "
+              f"generate (set server.api_key or CACHEDIT_API_KEY)", file=sys.stderr, flush=True)
     print(f"cachedit serving {run.model.name} on http://{run.server.host}:{run.server.port}", flush=True)
-    uvicorn.run(build_app(generator), host=run.server.host, port=run.server.port, log_level=run.server.log_level)
+    uvicorn.Server(uvicorn_config(build_app(generator), run.server)).run()
 
 
 if __name__ == "__main__":

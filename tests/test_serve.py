@@ -30,7 +30,12 @@ def test_generate_returns_pngs_and_the_request_cache_summary(server):
     # conf/preset/tiny_dit_dbcache.yaml: F1B0, threshold 0.1, warmup 4
     assert body["cache"]["config"]["cache"] == "DBCache_F1B0_W4_M-1_MC-1_R0.1"
     assert body["cache"]["steps"] == 16 and 0 < body["cache"]["cached_steps"] < 16
-    assert server.get("/v1/models").json()["data"][0]["id"] == "tiny_dit"
+    assert server.get("/v1/models").json()["data"][0]["id"] == "tiny_dit"  # no api key set: no header needed
+    assert server.get("/v1/models/tiny_dit").json()["id"] == "tiny_dit"
+    missing = server.get("/v1/models/flux")
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "model"
+    assert body["usage"] == {"images": 4, "denoising_steps": 16, "cached_steps": body["cache"]["cached_steps"],
+                             "seconds": body["cache"]["seconds"]}
 
 
 def test_per_request_override_applies_to_that_request_only(server):
@@ -51,16 +56,18 @@ def test_per_request_override_applies_to_that_request_only(server):
     ({"cache_config": {"Fn_compute_blocks": 0}}, 400, "`Fn` must be >= 1"),
     ({"cache_config": {"Fn_compute_blocks": 6}}, 400, "`Fn` + `Bn` = 6 + 0 = 6 must be smaller than the 6 blocks"),
     ({"size": "64x64"}, 400, "`size`: `tiny_dit` draws 16x16 images only"),
-    ({"size": "big"}, 400, "`size` must be WIDTHxHEIGHT"),
-    ({"num_inference_steps": 0}, 400, "`num_inference_steps` must be in [1, 200]"),
-    ({"class_labels": [12]}, 400, "`class_labels` must be digits in 0..9"),
+    ({"size": "big"}, 400, "`size`: String should match pattern"),
+    ({"num_inference_steps": 0}, 400, "`num_inference_steps`: Input should be greater than or equal to 1, got 0."),
+    ({"class_labels": [12]}, 400, "`class_labels[0]`: Input should be less than or equal to 9, got 12."),
     ({"n": 3}, 400, "`n` x labels = 6 images exceeds `server.max_images`=4"),
-    ({"sizes": "16x16"}, 422, "sizes"),
+    ({"sizes": "16x16"}, 400, "`sizes`: unknown field; allowed: prompt, class_labels, model, n, size"),
 ])
 def test_bad_requests_name_the_key_and_the_server_still_serves(server, request_body, status, message):
     response = server.post("/v1/images/generations", json={**BASE, **request_body})
     assert response.status_code == status
-    assert message in response.text
+    error = response.json()["error"]
+    assert message in error["message"] and error["type"] == "invalid_request_error"
+    assert response.headers["x-should-retry"] == "false"
     assert len(generate(server, seed=0, num_inference_steps=2)["data"]) == 2
 
 
@@ -94,4 +101,5 @@ def test_an_aborted_request_leaves_the_next_exact(server):
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     assert pngs(generate(server, seed=5)) == expected
     metrics = server.get("/metrics").text
-    assert 'cachedit_requests_total{status="400"}' in metrics and "cachedit_cached_share " in metrics
+    assert 'cachedit_responses_total{route="/v1/images/generations",status="400"}' in metrics
+    assert "cachedit_cached_step_share_count " in metrics

@@ -168,6 +168,8 @@ class TinyDiTPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        image: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> ImagePipelineOutput | tuple:
         r"""
         Generate one image per requested class.
@@ -186,6 +188,10 @@ class TinyDiTPipeline(DiffusionPipeline):
                 `latents`. An exception it raises stops the generation between steps (the server's timeouts).
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): the tensors put in
                 `callback_kwargs`; only `latents` exists here.
+            image (`torch.Tensor`, *optional*): image-to-image: `(B, 1, 16, 16)` in [0, 1], one per label. It is
+                noised to the schedule's σ after the first `num_inference_steps - max(1, int(num_inference_steps x
+                strength))` steps and denoised from there; the cache sees only the steps that run.
+            strength (`float`, defaults to `1.0`): with `image`, the share of the schedule redrawn, in (0, 1].
 
         Returns:
             [`ImagePipelineOutput`] or `tuple`: the images, in the order of `class_labels`.
@@ -206,14 +212,24 @@ class TinyDiTPipeline(DiffusionPipeline):
         model_labels = torch.cat([cond, torch.full_like(cond, NULL_CLASS)]) if do_cfg else cond
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        sigmas = self.scheduler.sigmas
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        start = 0
+        if image is not None:
+            if not 0 < strength <= 1:
+                raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+            if tuple(image.shape) != shape:
+                raise ValueError(f"image must have shape {shape} (one per label), got {tuple(image.shape)}")
+            start = num_inference_steps - max(1, int(num_inference_steps * strength))
+            sigma = self.scheduler.sigmas[start]
+            latents = (1.0 - sigma) * (image.to(device, dtype) * 2 - 1) + sigma * latents
+            self.scheduler.set_begin_index(start)
+        sigmas, running = self.scheduler.sigmas[start:], num_inference_steps - start
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps[start:])):
             model_input = torch.cat([latents, latents]) if do_cfg else latents
             timestep = t.expand(model_input.shape[0]).to(dtype)
             # one call for both guidance branches; the cache hooks key their state on this context.
             # DiTTransformer2DModel is no CacheMixin in diffusers 0.42.1, but the mixin's context manager only
             # needs the module, so it is borrowed unbound (same hook-state behaviour as on a CacheMixin model).
-            context = dict(step_index=i, num_inference_steps=num_inference_steps, timestep=t, sigma=float(sigmas[i]))
+            context = dict(step_index=i, num_inference_steps=running, timestep=t, sigma=float(sigmas[i]))
             with CacheMixin.cache_context(self.transformer, "cond", **context):
                 velocity = self.transformer(model_input, timestep=timestep, class_labels=model_labels).sample
             if do_cfg:
