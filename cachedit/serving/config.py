@@ -72,14 +72,14 @@ class ServerConfig:
     header_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        require(_count(self.port, 0) and self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port!r}.")
-        for key in ("max_images", "max_inference_steps", "max_pixels", "max_body_bytes", "max_queue", "keep_alive_s"):
-            require(_count(getattr(self, key)), f"`server.{key}` must be an integer >= 1, got {getattr(self, key)!r}.")
         require(
             self.request_timeout_s is None or _seconds(self.request_timeout_s),
             f"`server.request_timeout_s` must be a number of seconds > 0, or null for no limit, got {self.request_timeout_s!r}.",
         )
         check_types(self, "server")  # the timeout's own message first: it says what null means
+        require(_count(self.port, 0) and self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port!r}.")
+        for key in ("max_images", "max_inference_steps", "max_pixels", "max_body_bytes", "max_queue", "keep_alive_s"):
+            require(_count(getattr(self, key)), f"`server.{key}` must be an integer >= 1, got {getattr(self, key)!r}.")
         require(_seconds(self.header_timeout_s),
                 f"`server.header_timeout_s` must be a number of seconds > 0, got {self.header_timeout_s!r}.")
         share = self.deadline_estimate_share
