@@ -98,3 +98,44 @@ def test_compile_none_restores_the_eager_forwards_and_disable_cache_keeps_the_co
     assert [block.forward for block in pipe.transformer.transformer_blocks] == eager
     with pytest.raises(ValueError, match=r"`compile` must be one of \['none', 'regional', 'full'\], got 'fast'"):
         cachedit.compile(pipe, "fast", adapters=TOY_ADAPTERS)
+
+
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")  # several adapters, as intended
+def test_more_lora_adapter_sets_than_the_recompile_limit_raise_instead_of_running_eager(counter):
+    """Each new set of active adapters compiles the blocks again (dynamo guards on them); past the recompile limit
+    torch would run them eagerly without a word. cachedit.compile turns that into an error naming the limit and the
+    fixes; below the limit (or with a raised one) the compiled blocks compute what eager LoRA computes."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    pipe, inputs = ToyPipeline(), _inputs(steps=3)
+    names = ["a", "b", "c"]
+    for name in names:  # random LoRA weights (init_lora_weights=False), so every adapter changes the output
+        inject_adapter_in_model(LoraConfig(r=2, target_modules=["linear"], init_lora_weights=False), pipe.transformer,
+                                adapter_name=name)
+
+    def activate(name: str) -> None:
+        for module in pipe.transformer.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.set_adapter(name)
+
+    eager = {}
+    for name in names:
+        activate(name)
+        eager[name] = pipe(inputs)
+    assert not torch.equal(eager["a"][-1], eager["b"][-1])
+    cachedit.compile(pipe, "regional", adapters=TOY_ADAPTERS, backend=counter)
+    cachedit.enable_cache(pipe, _config(0.0), adapters=TOY_ADAPTERS)  # computes every block: outputs are exact
+    with torch._dynamo.config.patch(recompile_limit=2):
+        for name in ["a", "b", "a"]:
+            activate(name)
+            assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), eager[name]))
+        assert counter.frame_count == 2  # one graph per adapter set: switching back reuses it
+        activate("c")
+        with pytest.raises(RuntimeError, match=r"hit `torch._dynamo.config.recompile_limit` \(2\) in ToyTransformer: "
+                                               r"past it torch would run the frame eagerly.*LoRA.*`pipe.fuse_lora\(\)`"):
+            pipe(inputs)
+    assert torch._dynamo.config.fail_on_recompile_limit_hit is False  # only on while the transformer runs
+    with torch._dynamo.config.patch(recompile_limit=3):  # the limit raised: the third set compiles too
+        assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), eager["c"]))
+    assert counter.frame_count == 3
