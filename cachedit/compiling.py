@@ -17,6 +17,7 @@ switching adapters would slow down unnoticed. While a compiled transformer runs,
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 
@@ -54,12 +55,28 @@ def _set_innermost_forward(module: torch.nn.Module, forward) -> None:
         refs[0].forward = forward
 
 
+class CompiledForward:
+    """``torch.compile(forward)`` as a callable object, not a closure: a deep copy of the module (``copy.deepcopy``,
+    ``quantize_dynamic``) gets one bound to its own forward, so the copy computes with its own weights."""
+
+    def __init__(self, forward, options: dict) -> None:
+        self.forward, self.options = forward, options
+        self.compiled = torch.compile(forward, **options)
+        functools.update_wrapper(self, forward, updated=())  # name, doc, __wrapped__ (signature)
+
+    def __call__(self, *args, **kwargs):
+        return self.compiled(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        return CompiledForward(copy.deepcopy(self.forward, memo), self.options)  # dynamo's cache is per code object
+
+
 def _compile_module(module: torch.nn.Module, options: dict) -> None:
     if hasattr(module, _EAGER):
         return
     eager = _innermost_forward(module)
     setattr(module, _EAGER, eager)
-    _set_innermost_forward(module, torch.compile(eager, **options))
+    _set_innermost_forward(module, CompiledForward(eager, options))
 
 
 class NoSilentEager:
@@ -71,7 +88,7 @@ class NoSilentEager:
     def __init__(self, forward, name: str) -> None:
         self.forward = forward
         self.name = name
-        functools.update_wrapper(self, forward)  # `inspect.signature` (pipelines read the forward's parameters)
+        functools.update_wrapper(self, forward, updated=())  # `inspect.signature`: pipelines read its parameters
 
     def __call__(self, *args, **kwargs):
         config = torch._dynamo.config

@@ -1,5 +1,7 @@
 """Regional compile keeps the cache decisions eager: no graph break, no recompile across decisions, same output."""
 
+import copy
+
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -139,3 +141,29 @@ def test_more_lora_adapter_sets_than_the_recompile_limit_raise_instead_of_runnin
     with torch._dynamo.config.patch(recompile_limit=3):  # the limit raised: the third set compiles too
         assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), eager["c"]))
     assert counter.frame_count == 3
+
+
+@pytest.mark.parametrize("mode", ["regional", "full"])
+def test_a_deep_copy_of_a_compiled_transformer_computes_with_its_own_weights(counter, mode):
+    """The compiled forwards are objects bound to their module, so a copy (deepcopy, quantize_dynamic) recompiles
+    nothing and runs its own weights: with a cache, once the original's disable_cache cleared the copy (issue 21)."""
+    pipe, inputs = ToyPipeline(), _inputs(steps=3)
+    cachedit.compile(pipe, mode, adapters=TOY_ADAPTERS, backend=counter)
+    if mode == "regional":
+        cachedit.enable_cache(pipe, _config(0.0), adapters=TOY_ADAPTERS)
+    original = pipe.transformer
+    copied = copy.deepcopy(original)
+    with torch.no_grad():
+        for parameter in copied.parameters():
+            parameter.mul_(1.1)
+    expected = ToyPipeline()
+    expected.transformer.load_state_dict(copied.state_dict())  # the copy's weights, never compiled or cached
+    pipe.transformer = copied
+    if mode == "regional":
+        with pytest.raises(RuntimeError, match="is a copy of a module cached by cachedit"):
+            pipe(inputs)
+        pipe.transformer = original
+        cachedit.disable_cache(pipe)
+        pipe.transformer = copied
+    assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), expected(inputs)))
+    assert counter.frame_count == 1  # the copy reused the original's graph (dynamo caches per code object)
