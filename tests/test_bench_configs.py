@@ -7,7 +7,8 @@ on the command line still replaces it. Benches are discovered by glob, so a new 
   `preflight` on the bench's own model (the block-count check that `bench=streams` and `bench=overhead` failed);
   the embedded-model benches also run in-process on a tiny setting (baseline, first and last setting, peers).
 - `slow`: every bench runs as a subprocess in a tiny setting (1 image, 3 steps, 64 px replicas, 1 repeat) and
-  writes its tables (bench.md/bench.csv, or pareto.csv/pareto.md/pareto.png), one row per setting, no error row.
+  writes its tables (bench.md/bench.csv, or pareto.csv/pareto.md/pareto.png), one row per setting, no error
+  row of cachedit's own.
 """
 
 import csv
@@ -133,5 +134,7 @@ def test_every_bench_runs_as_a_command_with_only_tiny_overrides(name, tmp_path):
         rows = list(csv.DictReader(f))
     expanded = pareto.expand(OmegaConf.to_container(config.bench.methods))
     assert len(rows) == len(expanded)
-    assert [row for row in rows if row["error"]] == []
+    # cachedit's own settings and the fewer-steps reference all run; a peer may be refused as an error row (one
+    # that skips no block at any of its settings, e.g. diffusers' FirstBlockCache over only 3 steps)
+    assert [row for row in rows if row["error"] and row["kind"] in ("cachedit", "fewer_steps")] == []
     assert (tmp_path / "pareto.md").stat().st_size > 0 and (tmp_path / "pareto.png").stat().st_size > 0
