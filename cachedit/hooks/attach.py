@@ -55,7 +55,7 @@ class _TracksCopies:
         clone = CopiedHook()
         memo[id(self)] = clone
         clone.copies = weakref.WeakSet()
-        clone.module = memo.get(id(self.module))  # the module's copy, when the module itself is being copied
+        clone.module = memo.get(id(getattr(self, "module", None)))  # the module's copy, when it is being copied too
         if clone.module is not None:
             self.copies.add(clone.module)
         clone.fn_ref = copy.deepcopy(self.fn_ref, memo)  # the copied registry's own references, to undo it
