@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import torch
 
+from .hooks.attach import copied_module_message
 from .hooks.lifecycle import running_call
 
 _HOLDER = "_cachedit_request_holder"
@@ -53,18 +55,53 @@ class TransformerHolder:
 
     def __init__(self, transformer: torch.nn.Module) -> None:
         self.transformer = transformer
+        self.copies = weakref.WeakSet()  # deep copies of the transformer, cleared with it (`unwrap_transformer`)
+
+    def __deepcopy__(self, memo):
+        """A deep copy of the cached transformer is not cached (its copied hooks refuse to run, `hooks/attach.py`):
+        it holds a `CopiedHolder` instead, which lets `enable_cache` on the copy, or the original's `disable_cache`,
+        remove the boundary check the copy carried over."""
+        return CopiedHolder(self, self.transformer, memo)
+
+
+class CopiedHolder:
+    """In a copy of a cached bare transformer: which boundary check it carried over, and whose (weakly)."""
+
+    def __init__(self, origin: TransformerHolder, module: torch.nn.Module, memo: dict) -> None:
+        self.origin = weakref.ref(origin)
+        self.hook_id = origin.boundary_hook.id
+        copied = memo.get(id(module))  # the module's copy, when the module itself is being copied
+        self.module = weakref.ref(copied) if copied is not None else lambda: None
+        if copied is not None:
+            origin.copies.add(copied)
+
+    def __deepcopy__(self, memo):  # a copy of the copy: cleared with the original too
+        origin, module = self.origin(), self.module()
+        return CopiedHolder(origin, module, memo) if origin is not None and module is not None else None
 
 
 def holder_of(module: torch.nn.Module) -> TransformerHolder | None:
-    return module.__dict__.get(_HOLDER)
+    holder = module.__dict__.get(_HOLDER)
+    return holder if isinstance(holder, TransformerHolder) else None
+
+
+def _clear_copied_holder(module: torch.nn.Module) -> None:
+    """Remove what a copy of a cached bare transformer carried over: the marker and the original's boundary check."""
+    copied = module.__dict__.get(_HOLDER)
+    if isinstance(copied, CopiedHolder):
+        module._forward_pre_hooks.pop(copied.hook_id, None)
+        del module.__dict__[_HOLDER]
 
 
 def wrap_transformer(transformer: torch.nn.Module) -> TransformerHolder:
     """The holder `enable_cache` caches; the transformer refuses forwards outside a `request` boundary."""
+    _clear_copied_holder(transformer)
     holder = TransformerHolder(transformer)
     transformer.__dict__[_HOLDER] = holder  # not a submodule: `transformer.modules()` stays as it was
 
     def check_boundary(module, args):
+        if module.__dict__.get(_HOLDER) is not holder:  # a copy's forward, with the hook it carried over
+            raise RuntimeError(copied_module_message(module))
         handle = getattr(holder, "_cachedit", None)
         if handle is not None and not handle.guard.held_here():
             raise RuntimeError(
@@ -80,6 +117,8 @@ def wrap_transformer(transformer: torch.nn.Module) -> TransformerHolder:
 def unwrap_transformer(transformer: torch.nn.Module) -> TransformerHolder:
     holder = transformer.__dict__.pop(_HOLDER)
     holder.boundary_hook.remove()
+    for copied in list(holder.copies):
+        _clear_copied_holder(copied)
     return holder
 
 

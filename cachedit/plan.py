@@ -24,7 +24,7 @@ import torch
 from .adapters import BlockAdapter, adapters_for
 from .compiling import check_cacheable
 from .configs import CFGCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
-from .hooks import build_engine, check_combination, detach_engine
+from .hooks import build_engine, check_combination, detach_copied_hooks, detach_engine
 from .stats import CacheStats
 
 __all__ = ["CachePlan", "PlannedStack", "resolve_plan"]
@@ -105,6 +105,7 @@ def resolve_plan(
         for adapter in present:
             transformer = adapter.find_transformer(target)
             check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
+            detach_copied_hooks(transformer)  # a copy of a cached transformer gets its own hooks, not the original's
             transformer_config = _per_transformer(config, adapter.transformer, attributes)
             layout = adapter.layout(transformer)
             for stack in layout:

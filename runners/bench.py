@@ -1,7 +1,7 @@
 """Benchmark cache settings side by side on one pipeline: medians of interleaved repeats, ratios to uncached.
 
     python -m runners.bench                                         # conf/bench/algorithms.yaml, embedded model
-    python -m runners.bench bench=overhead model=flux model.source=replica repeats=5
+    python -m runners.bench bench=overhead repeats=5                # the FLUX replica, which the bench selects
     python -m runners.bench bench=peers                             # diffusers' built-in caches, cache-dit 1.5.3
     python -m runners.bench bench=pareto model.num_images=20        # every method's front vs fewer steps
 

@@ -2,12 +2,14 @@
 
 import copy
 import pickle
+from functools import partial
 
 import pytest
 import torch
 from conftest import REPLICA_CALLS, Replica
 
-from cachedit import DBCacheConfig, disable_cache, enable_cache, summary
+from cachedit import DBCacheConfig, disable_cache, enable_cache, is_cache_enabled, summary
+from cachedit.hooks import has_cache_hooks
 
 CACHING = dict(residual_diff_threshold=0.5, Fn=1, Bn=0, max_warmup_steps=1)  # caches 6 of the 8 steps
 
@@ -101,3 +103,72 @@ def test_from_pipe_text_to_image_then_image_to_image_on_the_same_weights():
         assert torch.equal(text(), cached)
     finally:
         disable_cache(text.pipe)
+
+
+def _perturbed(transformer: torch.nn.Module) -> torch.nn.Module:
+    """`transformer` with other weights, so a copy computing with the original's weights shows."""
+    with torch.no_grad():
+        for parameter in transformer.parameters():
+            parameter.mul_(1.05)
+    return transformer
+
+
+def _with_transformer(replica: Replica, transformer):
+    """A pipeline of the replica's class (never cached) with `transformer` instead of its own."""
+    cls = type(replica.pipe).__mro__[1] if is_cache_enabled(replica.pipe) else type(replica.pipe)  # enable_cache's subclass
+    pipe = cls(**{**replica.pipe.components, "transformer": transformer})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _copy(transformer: torch.nn.Module, copying: str) -> torch.nn.Module:
+    """A copy with weights of its own: deep-copied then changed, or quantized (`quantize_dynamic` copies first)."""
+    if copying == "deepcopy":
+        return _perturbed(copy.deepcopy(transformer))
+    return torch.ao.quantization.quantize_dynamic(transformer, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@pytest.mark.parametrize("copying", ["deepcopy", "quantize_dynamic"])
+def test_a_copy_of_a_cached_transformer_refuses_to_run_the_originals_weights_until_cleared(tiny, copying):
+    copy_of = partial(_copy, copying=copying)
+
+    truth = run(tiny, _with_transformer(tiny, copy_of(tiny.pipe.transformer)))  # the copy's own weights, uncached
+    assert not torch.equal(truth, tiny.baseline())
+    enable_cache(tiny.pipe, DBCacheConfig(**CACHING))
+    cached = tiny()
+    original = tiny.pipe.transformer
+    tiny.pipe.transformer = copy_of(original)  # e.g. `pipe.transformer = quantize_dynamic(pipe.transformer, ...)`
+    with pytest.raises(RuntimeError, match=r"is a copy of a module cached by cachedit.*`cachedit.disable_cache`"):
+        tiny()
+    elsewhere = _with_transformer(tiny, tiny.pipe.transformer)  # nor does it run silently in another pipeline
+    with pytest.raises(RuntimeError, match="is a copy of a module cached by cachedit"):
+        run(tiny, elsewhere)
+    tiny.pipe.transformer = original
+    assert torch.equal(tiny(), cached)  # the original is untouched
+
+    tiny.pipe.transformer = elsewhere.transformer
+    disable_cache(tiny.pipe)  # the original's hooks and the copy's copied ones go
+    assert not has_cache_hooks(original) and not has_cache_hooks(elsewhere.transformer)
+    assert torch.equal(tiny(), truth)  # the copy computes with its own weights
+    assert torch.equal(run(tiny, _with_transformer(tiny, original)), tiny.baseline())
+
+
+@pytest.mark.parametrize("copying", ["deepcopy", "quantize_dynamic"])
+def test_caching_enabled_on_a_copy_runs_with_the_copys_weights_and_state(tiny, copying):
+    copy_of = partial(_copy, copying=copying)
+
+    reference = _with_transformer(tiny, copy_of(tiny.pipe.transformer))  # never copied while cached
+    enable_cache(reference, DBCacheConfig(**CACHING))
+    expected = run(tiny, reference)
+    enable_cache(tiny.pipe, DBCacheConfig(**CACHING))
+    cached = tiny()
+    second = copy_of(tiny.pipe.transformer)
+    third = copy.deepcopy(second)  # a copy of the copy: cleared with it
+    clone = enable_cache(_with_transformer(tiny, second), DBCacheConfig(**CACHING))  # its copied hooks are replaced
+    assert torch.equal(run(tiny, clone), expected) and summary(clone)["cached_steps"] == summary(reference)["cached_steps"]
+    assert torch.equal(tiny(), cached)
+    disable_cache(tiny.pipe)  # clears the copies it left behind, never the copy's own cache
+    assert not has_cache_hooks(tiny.pipe.transformer) and not has_cache_hooks(third)
+    assert torch.equal(run(tiny, clone), expected) and has_cache_hooks(second)
+    disable_cache(clone)
+    assert not has_cache_hooks(second)

@@ -9,6 +9,7 @@ import torch
 import cachedit
 from cachedit.configs import ModelConfig
 from cachedit.harness.pipelines import load_pipeline
+from cachedit.hooks import has_cache_hooks
 
 CACHE = {"Fn_compute_blocks": 1, "residual_diff_threshold": 0.2, "max_warmup_steps": 2}
 CALL = dict(class_labels=[3, 7], num_inference_steps=8, guidance_scale=2.0, output_type="pt")
@@ -105,3 +106,47 @@ def test_config_given_twice_is_refused(pipe):
     with pytest.raises(ValueError, match=r"`taylorseer` is given both in `config`"):
         cachedit.enable_cache(pipe, {**CACHE, "taylorseer_order": 1}, taylorseer=cachedit.TaylorSeerConfig(order=2))
     assert not cachedit.is_cache_enabled(pipe)
+
+
+def test_a_copy_of_a_cached_bare_transformer_refuses_until_cached_itself_or_cleared(pipe):
+    """Issue 21: the copy carried over the original's hooks and boundary check; it must never compute silently with
+    the original's weights, caching it replaces what it carried over, and the original's disable_cache clears it."""
+    import copy
+
+    truth = copy.deepcopy(pipe.transformer)
+    with torch.no_grad():
+        for parameter in truth.parameters():
+            parameter.mul_(1.05)
+    pipe.transformer, original = truth, pipe.transformer
+    expected_uncached = generate(pipe, 0)
+    cachedit.enable_cache(truth, CACHE)
+    with cachedit.request(truth, num_inference_steps=CALL["num_inference_steps"]):
+        expected_cached = generate(pipe, 0)
+    cachedit.disable_cache(truth)
+
+    cachedit.enable_cache(original, CACHE)
+    copies = [copy.deepcopy(original) for _ in range(2)]
+    for copied in copies:
+        with torch.no_grad():
+            for parameter in copied.parameters():
+                parameter.mul_(1.05)
+    copies.append(copy.deepcopy(copies[1]))  # a copy of the copy
+    pipe.transformer = copies[0]
+    assert not cachedit.is_cache_enabled(copies[0])
+    with pytest.raises(RuntimeError, match="is a copy of a module cached by cachedit"):
+        with cachedit.request(original, num_inference_steps=8):  # inside the original's request: its hooks refuse
+            generate(pipe, 0)
+    with pytest.raises(RuntimeError, match="is a copy of a module cached by cachedit"):  # outside: its boundary check
+        generate(pipe, 0)
+    cachedit.enable_cache(copies[0], CACHE)  # replaces what the copy carried over
+    with cachedit.request(copies[0], num_inference_steps=CALL["num_inference_steps"]):
+        assert torch.equal(generate(pipe, 0), expected_cached)
+    cachedit.disable_cache(original)  # clears the other copies, not the copy cached since
+    assert cachedit.is_cache_enabled(copies[0])
+    for copied in copies[1:]:
+        assert not copied._forward_pre_hooks and not has_cache_hooks(copied)
+        pipe.transformer = copied
+        assert torch.equal(generate(pipe, 0), expected_uncached)
+    cachedit.disable_cache(copies[0])
+    assert not copies[0]._forward_pre_hooks and not has_cache_hooks(copies[0])
+    pipe.transformer = original

@@ -1,5 +1,7 @@
 """Regional compile keeps the cache decisions eager: no graph break, no recompile across decisions, same output."""
 
+import copy
+
 import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -98,3 +100,70 @@ def test_compile_none_restores_the_eager_forwards_and_disable_cache_keeps_the_co
     assert [block.forward for block in pipe.transformer.transformer_blocks] == eager
     with pytest.raises(ValueError, match=r"`compile` must be one of \['none', 'regional', 'full'\], got 'fast'"):
         cachedit.compile(pipe, "fast", adapters=TOY_ADAPTERS)
+
+
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")  # several adapters, as intended
+def test_more_lora_adapter_sets_than_the_recompile_limit_raise_instead_of_running_eager(counter):
+    """Each new set of active adapters compiles the blocks again (dynamo guards on them); past the recompile limit
+    torch would run them eagerly without a word. cachedit.compile turns that into an error naming the limit and the
+    fixes; below the limit (or with a raised one) the compiled blocks compute what eager LoRA computes."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    pipe, inputs = ToyPipeline(), _inputs(steps=3)
+    names = ["a", "b", "c"]
+    for name in names:  # random LoRA weights (init_lora_weights=False), so every adapter changes the output
+        inject_adapter_in_model(LoraConfig(r=2, target_modules=["linear"], init_lora_weights=False), pipe.transformer,
+                                adapter_name=name)
+
+    def activate(name: str) -> None:
+        for module in pipe.transformer.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.set_adapter(name)
+
+    eager = {}
+    for name in names:
+        activate(name)
+        eager[name] = pipe(inputs)
+    assert not torch.equal(eager["a"][-1], eager["b"][-1])
+    cachedit.compile(pipe, "regional", adapters=TOY_ADAPTERS, backend=counter)
+    cachedit.enable_cache(pipe, _config(0.0), adapters=TOY_ADAPTERS)  # computes every block: outputs are exact
+    with torch._dynamo.config.patch(recompile_limit=2):
+        for name in ["a", "b", "a"]:
+            activate(name)
+            assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), eager[name]))
+        assert counter.frame_count == 2  # one graph per adapter set: switching back reuses it
+        activate("c")
+        with pytest.raises(RuntimeError, match=r"hit `torch._dynamo.config.recompile_limit` \(2\) in ToyTransformer: "
+                                               r"past it torch would run the frame eagerly.*LoRA.*`pipe.fuse_lora\(\)`"):
+            pipe(inputs)
+    assert torch._dynamo.config.fail_on_recompile_limit_hit is False  # only on while the transformer runs
+    with torch._dynamo.config.patch(recompile_limit=3):  # the limit raised: the third set compiles too
+        assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), eager["c"]))
+    assert counter.frame_count == 3
+
+
+@pytest.mark.parametrize("mode", ["regional", "full"])
+def test_a_deep_copy_of_a_compiled_transformer_computes_with_its_own_weights(counter, mode):
+    """The compiled forwards are objects bound to their module, so a copy (deepcopy, quantize_dynamic) recompiles
+    nothing and runs its own weights: with a cache, once the original's disable_cache cleared the copy (issue 21)."""
+    pipe, inputs = ToyPipeline(), _inputs(steps=3)
+    cachedit.compile(pipe, mode, adapters=TOY_ADAPTERS, backend=counter)
+    if mode == "regional":
+        cachedit.enable_cache(pipe, _config(0.0), adapters=TOY_ADAPTERS)
+    original = pipe.transformer
+    copied = copy.deepcopy(original)
+    with torch.no_grad():
+        for parameter in copied.parameters():
+            parameter.mul_(1.1)
+    expected = ToyPipeline()
+    expected.transformer.load_state_dict(copied.state_dict())  # the copy's weights, never compiled or cached
+    pipe.transformer = copied
+    if mode == "regional":
+        with pytest.raises(RuntimeError, match="is a copy of a module cached by cachedit"):
+            pipe(inputs)
+        pipe.transformer = original
+        cachedit.disable_cache(pipe)
+        pipe.transformer = copied
+    assert all(torch.equal(x, y) for x, y in zip(pipe(inputs), expected(inputs)))
+    assert counter.frame_count == 1  # the copy reused the original's graph (dynamo caches per code object)

@@ -1,6 +1,15 @@
-"""Install and remove an engine's hooks on a transformer and its blocks (instance level, removable)."""
+"""Install and remove an engine's hooks on a transformer and its blocks (instance level, removable).
+
+Copies: diffusers chains a hooked module's forward through closures, which ``copy.deepcopy`` shares instead of
+copying, so a copy of a cached module (``copy.deepcopy``, ``quantize_dynamic``) would still run the original's hooks,
+blocks and weights. A cache hook therefore copies as a `CopiedHook` that only marks the copy's registry, remembers the
+copy (so the original's `detach_engine` clears it too), and the original's hooks refuse to run for it.
+"""
 
 from __future__ import annotations
+
+import copy
+import weakref
 
 import torch
 
@@ -19,7 +28,50 @@ def _names(stack: str | None) -> tuple[str, str]:
     return f"{_CACHE_ROOT_HOOK}:{stack}", f"{_CACHE_BLOCK_HOOK}:{stack}"
 
 
-class CacheRootHook(ModelHook):
+def copied_module_message(module: torch.nn.Module) -> str:
+    return (
+        f"This {type(module).__name__} is a copy of a module cached by cachedit, made while caching was on "
+        f"(`copy.deepcopy`, or a transform that copies such as `torch.ao.quantization.quantize_dynamic`): its copied "
+        f"cache hooks would run the original's blocks and weights, not its own. Copy before `cachedit.enable_cache` or "
+        f"after `cachedit.disable_cache` (which clears the copies too), or call `cachedit.enable_cache` on the copy "
+        f"(or on the pipeline that holds it; disable_cache that pipeline first): its copied hooks are replaced."
+    )
+
+
+class _TracksCopies:
+    """A cache hook bound to the module it was registered on; a deep copy of it is a `CopiedHook`."""
+
+    def initialize_hook(self, module: torch.nn.Module) -> torch.nn.Module:
+        self.module = module
+        self.copies = weakref.WeakSet()  # copies of `module` made while this hook was on it
+        return module
+
+    def pre_forward(self, module, *args, **kwargs):
+        if module is not self.module:  # a copy's forward reached the original's hook chain
+            raise RuntimeError(copied_module_message(module))
+        return args, kwargs
+
+    def __deepcopy__(self, memo):
+        clone = CopiedHook()
+        memo[id(self)] = clone
+        clone.copies = weakref.WeakSet()
+        clone.module = memo.get(id(getattr(self, "module", None)))  # the module's copy, when it is being copied too
+        if clone.module is not None:
+            self.copies.add(clone.module)
+        clone.fn_ref = copy.deepcopy(self.fn_ref, memo)  # the copied registry's own references, to undo it
+        return clone
+
+
+class CopiedHook(_TracksCopies, ModelHook):
+    """What a deep copy of a cached module holds in place of each cache hook: never runs (the copy's forward still
+    reaches the original's hooks, which refuse it); removed by the original's `detach_engine` or when caching is
+    enabled on the copy."""
+
+    def __init__(self) -> None:
+        ModelHook.__init__(self)
+
+
+class CacheRootHook(_TracksCopies, ModelHook):
     """On the transformer: tells the lifecycle a transformer call begins and ends; reset with the pipeline's
     stateful hooks."""
 
@@ -31,6 +83,7 @@ class CacheRootHook(ModelHook):
         self.states = lifecycle.states  # an attribute, so diffusers' `cache_context(...)` sets the branch on it
 
     def pre_forward(self, module, *args, **kwargs):
+        super().pre_forward(module)  # refuses a copy
         self.lifecycle.begin_forward(module, args, kwargs)
         return args, kwargs
 
@@ -43,7 +96,7 @@ class CacheRootHook(ModelHook):
         return module
 
 
-class CacheBlockHook(ModelHook):
+class CacheBlockHook(_TracksCopies, ModelHook):
     """On each block: lets the engine compute, skip or estimate the block."""
 
     def __init__(self, lifecycle: Lifecycle, index: int) -> None:
@@ -76,15 +129,26 @@ def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], l
     registry.invalidate_child_registries_cache()
 
 
-def detach_engine(transformer: torch.nn.Module) -> None:
-    """Remove every cache hook (of every engine) from `transformer` and its submodules."""
+def detach_engine(transformer: torch.nn.Module, copied_only: bool = False) -> None:
+    """Remove every cache hook (of every engine) from `transformer` and its submodules, and the copied hooks of every
+    copy made of them; `copied_only`: only the `CopiedHook`s (a copy that has its own cache since keeps it)."""
     for module in transformer.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:
             continue
         for name in [n for n in registry.hooks if n.startswith(_PREFIX)]:
+            hook = registry.hooks[name]
+            if copied_only and not isinstance(hook, CopiedHook):
+                continue
+            for copied in list(getattr(hook, "copies", ())):
+                detach_engine(copied, copied_only=True)
             registry.remove_hook(name, recurse=False)
     HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+
+
+def detach_copied_hooks(module: torch.nn.Module) -> None:
+    """Clear what a copy of a cached module carries over, so caching can be enabled on the copy itself."""
+    detach_engine(module, copied_only=True)
 
 
 def has_cache_hooks(transformer: torch.nn.Module) -> bool:
