@@ -67,7 +67,7 @@ def _cache_dit(pipe, Fn: int = 8, Bn: int = 0, residual_diff_threshold: float = 
         import cache_dit
     except ImportError as error:
         raise ImportError(
-            "The `cache_dit` peer needs cache-dit 1.5.3: `pip install cache-dit==1.5.3` (the test extras install it: `pip install -e ".[dev]"`)."
+            "The `cache_dit` peer needs cache-dit 1.5.3: `pip install cache-dit==1.5.3` (the test extras install it: `pip install -e '.[dev]'`)."
         ) from error
     config = cache_dit.DBCacheConfig(Fn_compute_blocks=Fn, Bn_compute_blocks=Bn, max_warmup_steps=max_warmup_steps,
                                      residual_diff_threshold=residual_diff_threshold)
