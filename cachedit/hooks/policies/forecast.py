@@ -17,11 +17,11 @@ class SchedulePolicy(Policy):
     """Skip every step the schedule does not compute."""
 
     measures_change = False
-    forecast_axis = "timestep"
     needs_step_count = True  # the schedule is sized by it
 
     def __init__(self, config: ForecastCacheConfig) -> None:
         self.config = config
+        self.forecast_axis = config.forecast_axis
         self.estimates_forecast_error = config.tolerance is not None
         self.schedule: frozenset[int] = frozenset()
 
