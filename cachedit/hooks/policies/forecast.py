@@ -1,8 +1,9 @@
 """Forecast Cache: scheduled steps compute, the others forecast the skipped span (definitions: `ForecastCacheConfig`).
 
 The span engine's bookkeeping with a schedule instead of a measured change, so with `Fn=0` a skipped step runs no
-block at all and the decision needs no device-to-host sync. The forecast's axis is the timestep the pipeline passes
-(the sampler's own time, uneven under FLUX's shift), or the step index where there is none.
+block at all and the decision needs no device-to-host sync (with `tolerance`, one read per computed step). The
+forecast's axis is the step index, or with `forecast_axis="timestep"` the timestep the pipeline passes (the step
+index where there is none).
 """
 
 from __future__ import annotations
