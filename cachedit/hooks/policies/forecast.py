@@ -1,8 +1,9 @@
 """Forecast Cache: scheduled steps compute, the others forecast the skipped span (definitions: `ForecastCacheConfig`).
 
 The span engine's bookkeeping with a schedule instead of a measured change, so with `Fn=0` a skipped step runs no
-block at all and the decision needs no device-to-host sync. The forecast's axis is the timestep the pipeline passes
-(the sampler's own time, uneven under FLUX's shift), or the step index where there is none.
+block at all and the decision needs no device-to-host sync (with `tolerance`, one read per computed step). The
+forecast's axis is the step index, or with `forecast_axis="timestep"` the timestep the pipeline passes (the step
+index where there is none).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ class SchedulePolicy(Policy):
     """Skip every step the schedule does not compute."""
 
     measures_change = False
-    forecast_axis = "timestep"
     needs_step_count = True  # the schedule is sized by it
 
     def __init__(self, config: ForecastCacheConfig) -> None:
         self.config = config
+        self.forecast_axis = config.forecast_axis
+        self.estimates_forecast_error = config.tolerance is not None
         self.schedule: frozenset[int] = frozenset()
 
     def begin_call(self, num_steps: int | None) -> None:
@@ -32,8 +34,13 @@ class SchedulePolicy(Policy):
             )
         self.schedule = self.config.scheduled_steps(num_steps)
 
+    def cannot_skip(self, num_steps: int | None) -> str | None:
+        return None if num_steps is None else self.config.why_nothing_skips(num_steps)
+
     def decide(self, step: StepContext, change: float | None) -> bool:
-        return step.index not in self.schedule
+        if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
+            return step.index not in self.schedule
+        return change <= self.config.tolerance
 
 
 def _check(config: ForecastCacheConfig, taylorseer: TaylorSeerConfig | None) -> None:
