@@ -65,6 +65,11 @@ class CacheStats:
         self.steps: dict[str, list[StepRecord]] = defaultdict(list)  # "<transformer>/<branch>" -> records
         self.blocks_total = 0
         self.blocks_skipped = 0
+        self.notes: dict[str, str] = {}  # per stack: why its policy can skip nothing in this call
+
+    def note_cannot_skip(self, stack: str, reason: str) -> None:
+        """Record that `stack`'s policy can skip no step of this call, and why (the summary says it by name)."""
+        self.notes[stack] = reason
 
     def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> StepRecord:
         record = StepRecord(step, computed, diff)
@@ -91,6 +96,7 @@ class CacheStats:
             "blocks_skipped": self.blocks_skipped,
             "skipped_share": self.blocks_skipped / self.blocks_total if self.blocks_total else 0.0,
             "diff_percentiles": _percentiles(diffs),
+            "cannot_skip": dict(self.notes),
             "branches": {
                 name: {
                     # one character per step: C computed, c cached
@@ -117,5 +123,9 @@ def format_summary(summary: dict) -> str:
     if pct is not None:
         line += f", residual diff p50 {pct['p50']:.3f} (min {pct['min']:.3f}, max {pct['max']:.3f})"
     if summary["cached_steps"] == 0:
-        line += " -- NOTHING WAS CACHED: the threshold is below every measured diff, or warmup covers all steps"
+        reasons = summary.get("cannot_skip") or {}
+        if reasons:
+            line += " -- NOTHING WAS CACHED: " + "; ".join(f"{stack}: {why}" for stack, why in reasons.items())
+        else:
+            line += " -- NOTHING WAS CACHED: the threshold is below every measured diff, or warmup covers all steps"
     return line

@@ -15,23 +15,47 @@ from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 # ------------------------------------------------------------------ schedule maths
 
 
-def test_interval_schedule_computes_warmup_then_every_interval():
-    config = ForecastCacheConfig(warmup=2, interval=4)
-    assert sorted(config.scheduled_steps(28)) == [0, 1, 2, 6, 10, 14, 18, 22, 26]
-    assert sorted(ForecastCacheConfig(warmup=2, interval=4, compute_last_step=True).scheduled_steps(28))[-1] == 27
+def test_default_schedule_spreads_the_computed_steps_evenly_from_step_0():
+    assert sorted(ForecastCacheConfig().scheduled_steps(28)) == [0, 4, 8, 12, 16, 20, 24]  # no warmup, no last step
+    assert sorted(ForecastCacheConfig(interval=28 / 6).scheduled_steps(28)) == [0, 5, 9, 14, 19, 23]  # 4.67, 9.33, ...
+    assert sorted(ForecastCacheConfig(interval=2.5).scheduled_steps(10)) == [0, 3, 5, 8]  # 2.5 and 7.5 round up
     assert ForecastCacheConfig(interval=1).scheduled_steps(10) == frozenset(range(10))
 
 
-def test_calibrated_schedule_is_rescaled_to_other_step_counts():
-    config = ForecastCacheConfig(compute_steps=[0, 1, 3, 9, 27], reference_steps=28)
-    assert sorted(config.scheduled_steps(28)) == [0, 1, 3, 9, 27]
-    assert sorted(config.scheduled_steps(10)) == [0, 1, 3, 9]  # 27 * 9/27 -> 9, 3 * 9/27 -> 1, 9 -> 3
+def test_interval_counts_from_the_last_warmup_step():
+    assert sorted(ForecastCacheConfig(warmup=3, interval=4).scheduled_steps(28)) == [0, 1, 2, 6, 10, 14, 18, 22, 26]
+    assert sorted(ForecastCacheConfig(warmup=3, interval=4, compute_last_step=True).scheduled_steps(28))[-1] == 27
+
+
+def test_fitted_schedule_keeps_its_instants_at_other_step_counts():
+    config = ForecastCacheConfig(compute_steps=[0, 4, 9, 13, 19, 23, 26], reference_steps=28)
+    assert sorted(config.scheduled_steps(28)) == [0, 4, 9, 13, 19, 23, 26]
+    assert sorted(config.scheduled_steps(56)) == [0, 8, 18, 26, 38, 46, 52]  # the same instants, twice the steps
+    assert sorted(config.scheduled_steps(14)) == [0, 2, 5, 7, 10, 12, 13]  # 4.5 -> 5, 9.5 -> 10, 6.5 -> 7
+    assert sorted(config.scheduled_steps(50)) == [0, 7, 16, 23, 34, 41, 46]  # s * 50/28, nearest
+    assert config.why_nothing_skips(20) is None
+    assert sorted(config.scheduled_steps(7)) == [0, 1, 2, 3, 5, 6] and config.why_nothing_skips(7) is None
+    assert config.scheduled_steps(6) == frozenset(range(6)) and "cannot skip at 6 steps" in config.why_nothing_skips(6)
+
+
+def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
+    pipe = ToyPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(compute_steps=[0, 4, 9, 13, 19, 23, 26]), adapters=TOY_ADAPTERS)
+    pipe(steady_inputs(6, drift=0.1), num_inference_steps=6)
+    line = str(cachedit.summary(pipe))
+    assert "cached 0/6 steps" in line
+    assert ("NOTHING WAS CACHED: transformer: `compute_steps` (7 of 28 steps, placed by time share) land on every one "
+            "of this call's 6 steps: the schedule cannot skip at 6 steps") in line
+    assert "threshold" not in line
+    pipe(steady_inputs(12, drift=0.1), num_inference_steps=12)  # a longer call of the same pipeline can skip
+    assert cachedit.summary(pipe)["cannot_skip"] == {} and cachedit.summary(pipe)["cached_steps"] == 5
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(interval=0), "`interval` must be >= 1"),
+        (dict(interval=0.5), "`interval` must be >= 1"),
         (dict(order=4), "`order` must be in [0, 3]"),
         (dict(warmup=0), "`warmup` must be >= 1"),
         (dict(compute_steps=[1, 5]), "`compute_steps` must include step 0"),
@@ -68,7 +92,7 @@ def test_skipped_steps_run_no_block_at_all():
     pipe(steady_inputs(11, drift=0.1), num_inference_steps=11)
     summary = cachedit.summary(pipe)
     branch = summary["branches"]["transformer/cond"]
-    assert branch["decisions"] == "CCCccCccCcc"  # steps 0, 1, then 2, 5, 8 compute
+    assert branch["decisions"] == "CCccCccCccC"  # steps 0, 1, then every 3rd from 1: 4, 7, 10 compute
     assert summary["cached_steps"] == 6
     assert summary["skipped_share"] == pytest.approx(6 / 11)  # every block of a skipped step
 
@@ -86,20 +110,21 @@ def test_head_blocks_still_run_on_skipped_steps():
 
 
 class TimeLinearBlock(torch.nn.Module):
-    """Adds a term linear in the timestep: the stack's residual is exactly linear in t."""
+    """Adds a term linear in the timestep (or a power of it): the stack's residual is exactly that in t."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, power: int = 1) -> None:
         super().__init__()
         self.direction = torch.nn.Parameter(torch.randn(8, generator=torch.Generator().manual_seed(seed)))
+        self.power = power
 
     def forward(self, hidden_states, temb):
-        return hidden_states + temb[:, None, None] * self.direction
+        return hidden_states + temb[:, None, None] ** self.power * self.direction
 
 
 class TimeLinearTransformer(torch.nn.Module, CacheMixin):
-    def __init__(self) -> None:
+    def __init__(self, power: int = 1) -> None:
         super().__init__()
-        self.transformer_blocks = torch.nn.ModuleList(TimeLinearBlock(i) for i in range(3))
+        self.transformer_blocks = torch.nn.ModuleList(TimeLinearBlock(i, power) for i in range(3))
 
     def forward(self, hidden_states, timestep):
         for block in self.transformer_blocks:
@@ -110,8 +135,8 @@ class TimeLinearTransformer(torch.nn.Module, CacheMixin):
 class UnevenTimePipeline:
     TIMESTEPS = [1.0, 0.97, 0.9, 0.8, 0.62, 0.45, 0.3, 0.12, 0.05]  # uneven, as under FLUX's shift
 
-    def __init__(self) -> None:
-        self.transformer = TimeLinearTransformer()
+    def __init__(self, power: int = 1) -> None:
+        self.transformer = TimeLinearTransformer(power)
 
     @torch.no_grad()
     def __call__(self, num_inference_steps=len(TIMESTEPS)):
@@ -123,14 +148,30 @@ def test_order_one_forecast_follows_uneven_timesteps_exactly():
     reference = UnevenTimePipeline()()
     adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
     pipe = UnevenTimePipeline()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=2, interval=3), adapters=adapters)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=3, interval=3), adapters=adapters)
     outputs = pipe()
     assert cachedit.summary(pipe)["cached_steps"] == 4
     assert max(float((a - b).abs().max()) for a, b in zip(outputs, reference)) < 1e-5
     cachedit.disable_cache(pipe)
-    cachedit.enable_cache(pipe, ForecastCacheConfig(order=0, warmup=2, interval=3), adapters=adapters)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=0, warmup=3, interval=3), adapters=adapters)
     reused = pipe()  # plain reuse of the last residual is off on every skipped step
     assert max(float((a - b).abs().max()) for a, b in zip(reused, reference)) > 0.05
+
+
+def test_tolerance_skips_where_the_estimated_error_is_small_and_computes_where_it_is_not():
+    adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
+    # steps 0 and 1 enter the forecast as values only (`differences_from_step`), so the estimate of an order-1
+    # forecast exists once steps 1, 2, 3 computed: warmup 4, and the schedule alone would skip every later step
+    config = ForecastCacheConfig(order=1, warmup=4, interval=100, tolerance=1e-3)
+    decisions = {}
+    for power in (1, 2):  # a residual linear in t: the estimate is 0; quadratic: every skip would err by > 1e-3
+        reference = UnevenTimePipeline(power)()
+        pipe = UnevenTimePipeline(power)
+        cachedit.enable_cache(pipe, config, adapters=adapters)
+        outputs = pipe()
+        decisions[power] = cachedit.summary(pipe)["branches"]["transformer/default"]["decisions"]
+        assert max(float((a - b).abs().max()) for a, b in zip(outputs, reference)) < 1e-5
+    assert decisions == {1: "CCCCccccc", 2: "CCCCCCCCC"}
 
 
 # ------------------------------------------------------------------ the trained model
@@ -150,15 +191,15 @@ def _digits(pipe, steps=28):
 
 def test_trained_model_skips_the_measured_steps_and_beats_fewer_steps(tiny_dit):
     reference = _digits(tiny_dit)
-    cachedit.enable_cache(tiny_dit, ForecastCacheConfig(warmup=2, interval=4))
+    cachedit.enable_cache(tiny_dit, ForecastCacheConfig())  # the default: no calibration
     try:
         cached = _digits(tiny_dit)
         summary = cachedit.summary(tiny_dit)
     finally:
         cachedit.disable_cache(tiny_dit)
-    assert summary["cached_steps"] == 19  # computes 0, 1, 2, 6, ..., 26: 9 of 28
-    fewer = _digits(tiny_dit, steps=9)  # the same work without a cache
-    assert psnr(reference, cached) > psnr(reference, fewer) + 3
+    assert summary["branches"]["transformer/cond"]["decisions"] == "Cccc" * 7  # computes 0, 4, ..., 24: 7 of 28
+    fewer = _digits(tiny_dit, steps=7)  # the same work without a cache
+    assert psnr(reference, cached) > psnr(reference, fewer) + 8
 
 
 # ------------------------------------------------------------------ FLUX: two block lists, two streams, true CFG
@@ -183,8 +224,8 @@ def test_flux_with_true_cfg_is_bit_exact_when_nothing_is_skipped(replicas):
 
 
 def test_flux_forecasts_both_lists_and_streams_per_branch(replicas):
-    replica = replicas("flux")  # 8 steps: warmup 2, interval 3 computes 0, 1, 2, 5
-    cachedit.enable_cache(replica.pipe, ForecastCacheConfig(warmup=2, interval=3, per_transformer={"transformer": {"order": 2}}))
+    replica = replicas("flux")  # 8 steps: warmup 3, interval 3 computes 0, 1, 2, 5
+    cachedit.enable_cache(replica.pipe, ForecastCacheConfig(warmup=3, interval=3, per_transformer={"transformer": {"order": 2}}))
     try:
         output = replica(**_flux_true_cfg(replica))
         summary = cachedit.summary(replica.pipe)

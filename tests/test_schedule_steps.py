@@ -46,7 +46,7 @@ def test_flux_with_8_sigmas_and_the_default_28_steps_gets_a_mask_of_8(replicas):
 def test_forecast_schedules_from_the_sigmas_too(replicas):
     flux = replicas("flux")
     inputs = without(flux.inputs, "num_inference_steps")
-    forecast = cachedit.ForecastCacheConfig(Fn=0, Bn=0, warmup=2, interval=4, compute_last_step=True)
+    forecast = cachedit.ForecastCacheConfig(Fn=0, Bn=0, warmup=3, interval=4, compute_last_step=True)
     cachedit.enable_cache(flux.pipe, forecast)
     try:
         flux.pipe(**inputs, sigmas=np.linspace(1.0, 1 / 6, 6).tolist(), output_type="latent")

@@ -71,3 +71,21 @@ def test_middle_residuals_are_recorded_once_per_transformer_call(replicas):
     residuals = record_middle_residuals(replica.pipe, {**replica.inputs, "output_type": "pt"}, seed=0, Fn=1, Bn=1)
     assert len(residuals) == replica.model.num_inference_steps
     assert residuals[0].shape[0] == 2 * len(replica.inputs["class_labels"])  # both guidance branches, batched
+
+
+def test_a_lower_order_forecast_from_a_higher_order_state_is_that_order_exactly():
+    points = {0: 1.0, 1: 4.0, 2: 2.0, 5: 3.0}
+    kept = feed(2, points)
+    for order in (0, 1):
+        assert torch.equal(kept.predict(7, order), feed(order, points).predict(7))
+
+
+def test_error_estimate_is_the_next_newton_term_relative_to_the_newest_value():
+    # t^2 at steps 0, 1, 2: the order-1 forecast at 3 is 4 + 3 * 1 = 7, off by 2 = f[2,1,0] (1) * (3 - 2)(3 - 1);
+    # relative to the newest value 4: 0.5. On a quadratic the estimate is the error itself.
+    state = feed(2, {0: 0.0, 1: 1.0, 2: 4.0})
+    assert state.error_estimate(3, order=1) == pytest.approx(0.5)
+    assert float(state.predict(3, 1).mean()) == pytest.approx(7.0)
+    assert state.error_estimate(2, order=1) == 0.0  # at a computed step the forecast is exact
+    assert feed(2, {0: 0.0, 1: 1.0}).error_estimate(3, order=1) is None  # needs order + 2 computed steps
+    assert feed(1, {0: 0.0, 1: 1.0, 2: 4.0}).error_estimate(3, order=1) is None  # the state keeps too few

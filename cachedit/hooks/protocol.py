@@ -64,14 +64,22 @@ class Policy(ABC):
     measures_change: bool = True  # `decide` reads the change of the first blocks' residual (a device-host sync)
     forecast_axis: str = "step"  # what a calibrator's positions are: "step" (the index) or "timestep"
     needs_step_count: bool = False  # `begin_call` must know the call's real step count (a schedule)
+    # `decide` reads the calibrator's estimate of its own forecast error at this step instead of a measured change
+    # (no block runs for it; one device-to-host read per computed step)
+    estimates_forecast_error: bool = False
 
     def begin_call(self, num_steps: int | None) -> None:
         """Size whatever depends on the call's step count (at the call's first step)."""
 
+    def cannot_skip(self, num_steps: int | None) -> str | None:
+        """Why this policy can skip no step of a call of `num_steps` steps (a schedule that computes them all), in
+        words; None where it may skip."""
+        return None
+
     @abstractmethod
     def decide(self, step: StepContext, change: float | None) -> bool:
-        """True: skip the span at this step. `change` is the relative L1 change of the head residual, or None
-        where the policy does not measure one."""
+        """True: skip the span at this step. `change` is the relative L1 change of the head residual, or the
+        estimated relative forecast error where the policy `estimates_forecast_error`, or None where there is none."""
 
     def record(self, step: StepContext, skipped: bool) -> None:
         """Learn from the decision that was taken (by this policy, the step rule or the leading branch)."""

@@ -93,6 +93,8 @@ class SpanEngine(StackEngine):
         # the calibrator forecasts the segment's residual (added to its input), or else its output
         residual = TaylorSeerCacheType.residual
         self.forecasts_residual = self.calibrator is not None and self.calibrator.cache_type == residual
+        # an error estimate needs one more divided difference than the forecast uses
+        self.estimates_error = self.calibrator is not None and policy.estimates_forecast_error
         self.cache_encoder = getattr(config, "cache_encoder", True)  # DBCache's knob: move the text stream too
 
     def new_state(self) -> SpanState:
@@ -105,6 +107,9 @@ class SpanEngine(StackEngine):
     def begin_call(self, num_steps: int | None) -> None:
         super().begin_call(num_steps)
         self.policy.begin_call(num_steps)
+        reason = self.policy.cannot_skip(num_steps)
+        if reason is not None:
+            self.stats.note_cannot_skip(self.name, reason)
 
     def begin_step(self, step: StepContext) -> None:
         state = step.state
@@ -177,7 +182,8 @@ class SpanEngine(StackEngine):
         for stream in self._forecast_streams(residual):
             key = (segment, stream)
             if key not in state.calibrators or step.index < self.calibrator.differences_from_step:
-                state.calibrators[key] = TaylorSeerState(self.calibrator.order)  # an early step: its value only
+                # an early step: its value only
+                state.calibrators[key] = TaylorSeerState(self.calibrator.order + self.estimates_error)
             feature = residual[stream] if self.forecasts_residual else outputs[stream]
             state.calibrators[key].update(state.position, feature)
 
@@ -187,7 +193,7 @@ class SpanEngine(StackEngine):
         residual = state.segment_residuals[segment]
         estimate = add_streams(inputs, residual)
         for stream in self._forecast_streams(residual):
-            forecast = state.calibrators[(segment, stream)].predict(state.position)
+            forecast = state.calibrators[(segment, stream)].predict(state.position, self.calibrator.order)
             estimate[stream] = inputs[stream] + forecast if self.forecasts_residual else forecast
         if ENCODER in estimate and not self.cache_encoder:
             estimate[ENCODER] = inputs[ENCODER]  # the text tokens pass the span as they entered it
@@ -200,6 +206,8 @@ class SpanEngine(StackEngine):
         state = step.state
         has_cache = len(state.segment_residuals) == len(self.segments)
         state.diff = None
+        if self.estimates_error:
+            state.diff = self._forecast_error(state)
         if self.policy.measures_change:
             reference = state.head_residual
             comparable = reference is not None and reference.shape == head_residual.shape
@@ -215,6 +223,14 @@ class SpanEngine(StackEngine):
             state.continuous_cached_steps = 0
         self.policy.record(step, state.skip)
         self.stats.record_step(step.stats_key, step.index, computed=not state.skip, diff=state.diff)
+
+    def _forecast_error(self, state: SpanState) -> float | None:
+        """The largest estimated relative forecast error over the segments' streams at this step; None until every
+        one can estimate (or before any step computed)."""
+        estimates = [c.error_estimate(state.position, self.calibrator.order) for c in state.calibrators.values()]
+        if not estimates or None in estimates:
+            return None
+        return max(estimates)
 
     def _skips(self, step: StepContext, has_cache: bool) -> bool:
         """The step's decision: the step rule and the leading guidance branch first, then the policy."""

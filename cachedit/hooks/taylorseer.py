@@ -29,6 +29,7 @@ class TaylorSeerState:
     def reset(self) -> None:
         self.steps: list[float] = []  # computed steps (or their timesteps), newest first
         self.coefficients: list[torch.Tensor] = []  # f[t0], f[t0,t1], f[t0,t1,t2], ...
+        self._ratios: dict[int, float] = {}  # mean|f[t0..tk]| / mean|f[t0]| per k, read once per update
 
     @torch.compiler.disable
     def update(self, step: float, feature: torch.Tensor) -> None:
@@ -40,14 +41,33 @@ class TaylorSeerState:
             coefficients.append((coefficients[j] - older) / (step - self.steps[j]))
         self.coefficients = coefficients
         self.steps = [step, *self.steps][: self.order + 1]
+        self._ratios = {}
 
     @torch.compiler.disable
-    def predict(self, step: float) -> torch.Tensor:
-        """The forecast at `step`; with a single computed step it is that step's feature unchanged."""
+    def predict(self, step: float, order: int | None = None) -> torch.Tensor:
+        """The forecast at `step` of the given order (at most the state's; the newest ``order + 1`` steps); with a
+        single computed step it is that step's feature unchanged."""
         if not self.coefficients:
             raise RuntimeError("TaylorSeer has no computed step to forecast from.")
+        terms = len(self.coefficients) if order is None else min(order + 1, len(self.coefficients))
         forecast, basis = self.coefficients[0], 1.0
-        for j in range(1, len(self.coefficients)):
+        for j in range(1, terms):
             basis = basis * (step - self.steps[j - 1])
             forecast = forecast + self.coefficients[j] * basis
         return forecast
+
+    @torch.compiler.disable
+    def error_estimate(self, step: float, order: int) -> float | None:
+        """The relative error of the order-`order` forecast at `step`, estimated by the next Newton term:
+        ``mean|f[t0..t(order+1)]| * |(t - t0)...(t - t_order)| / mean|f[t0]|`` (the embedded error estimate of an
+        adaptive ODE solver). None until ``order + 2`` steps were computed (and the state keeps them)."""
+        k = order + 1
+        if len(self.coefficients) <= k:
+            return None
+        if k not in self._ratios:  # one device-to-host read per computed step
+            scale = self.coefficients[0].float().abs().mean()
+            self._ratios[k] = float(self.coefficients[k].float().abs().mean() / scale.clamp_min(1e-12))
+        basis = 1.0
+        for j in range(k):
+            basis *= step - self.steps[j]
+        return self._ratios[k] * abs(basis)

@@ -22,6 +22,7 @@ class SchedulePolicy(Policy):
 
     def __init__(self, config: ForecastCacheConfig) -> None:
         self.config = config
+        self.estimates_forecast_error = config.tolerance is not None
         self.schedule: frozenset[int] = frozenset()
 
     def begin_call(self, num_steps: int | None) -> None:
@@ -32,8 +33,13 @@ class SchedulePolicy(Policy):
             )
         self.schedule = self.config.scheduled_steps(num_steps)
 
+    def cannot_skip(self, num_steps: int | None) -> str | None:
+        return None if num_steps is None else self.config.why_nothing_skips(num_steps)
+
     def decide(self, step: StepContext, change: float | None) -> bool:
-        return step.index not in self.schedule
+        if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
+            return step.index not in self.schedule
+        return change <= self.config.tolerance
 
 
 def _check(config: ForecastCacheConfig, taylorseer: TaylorSeerConfig | None) -> None:
