@@ -95,7 +95,8 @@ def run_pareto_bench(config: DictConfig) -> None:
         call = entry.inputs(pipe, dataclasses.replace(model, num_images=calibration.get("num_images", model.num_images)))
         methods, fits = heldout.calibrated_methods(pipe, call, methods, compose_cachedit, seeds, entry.output,
                                                    tuple(calibration.get("powers", (0.5, 0.75))))
-        report += ["", f"Calibrated once, on seeds {seeds} ({len(call.get('class_labels') or [])} inputs each, "
+        images = next(iter(fits.values()))[1].images
+        report += ["", f"Calibrated once, on seeds {seeds} ({images} images each, "
                    f"{model.num_inference_steps} steps, guidance {model.guidance_scale}); no condition below evaluates "
                    "these seeds.", "", "| method | pipeline calls | block executions | uncached generations | seconds | schedules |",
                    "|---|---|---|---|---|---|"]

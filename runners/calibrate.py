@@ -33,13 +33,13 @@ def preset_command(task_overrides: list[str], budget: int) -> str:
     return " ".join(["python -m runners.calibrate", *kept, f"budgets=[{budget}]"])
 
 
-def preset_text(model, base, seeds: list[int], digits: int, fit, command: str) -> str:
+def preset_text(model, base, seeds: list[int], images: int, fit, command: str) -> str:
     speedup = model.num_inference_steps / fit.budget
     return (
         "# @package _global_\n"
         f"# python -m runners.generate model={model.name} cache=forecast   (applied automatically for this pair)\n"
         f"# Fitted by `{command}`\n"
-        f"# (seeds {seeds}, {digits} inputs each; recorded trajectories, steps chosen from forecast errors, best of the\n"
+        f"# (seeds {seeds}, {images} images each; recorded trajectories, steps chosen from forecast errors, best of the\n"
         f"# verified candidates): {fit.budget} of {model.num_inference_steps} steps compute, {speedup:.2f}x ideal, "
         f"calibration PSNR {fit.psnr:.2f} dB.\n"
         "cache:\n"
@@ -66,7 +66,6 @@ def main(config: DictConfig) -> None:
         raise SystemExit(f"Error: {error}") from None
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     task = list(HydraConfig.get().overrides.task)
-    digits = len(call.get("class_labels") or []) or model.num_images
     steps = model.num_inference_steps
     lines = [
         f"# Calibration: {model.name}, {steps} steps, order {base.order}, seeds {seeds}",
@@ -84,7 +83,7 @@ def main(config: DictConfig) -> None:
         lines.append(f"| {budget} | {steps / budget:.2f}x | {fit.psnr:.2f} | {fit.compute_steps} | {verified} |")
         schedules.append(f"  - {fit.compute_steps}")
         (output_dir / f"forecast_{budget}.yaml").write_text(
-            preset_text(model, base, seeds, digits, fit, preset_command(task, budget)))
+            preset_text(model, base, seeds, cost.images, fit, preset_command(task, budget)))
     (output_dir / "calibration.md").write_text("\n".join(lines) + "\n")
     (output_dir / "schedules.yaml").write_text(
         f"# python -m runners.calibrate {' '.join(task)}\ncompute_steps:\n" + "\n".join(schedules) + "\n")

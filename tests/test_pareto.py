@@ -165,17 +165,19 @@ def test_a_peer_whose_best_lies_on_its_grid_edge_is_named():
     spec = {"peer": {"kind": "diffusers", "grid": {"cache_interval": [2, 3, 4], "disable_cache_before_step": [1, 2]},
                      "bounds": {"cache_interval": [2]}}}
     table = [{"method": "peer", "setting": f"cache_interval={i} disable_cache_before_step={d}", "error": "",
-              "ideal_speedup": float(i), "psnr": 62.0 - 5 * i - d} for i in (2, 3, 4) for d in (1, 2)]
+              "ideal_speedup": i - 0.1 * d, "psnr": 62.0 - 5 * i - d} for i in (2, 3, 4) for d in (1, 2)]
     edges = heldout.grid_edges(table, spec, levels=(35.0, 45.0))
-    # at 35 dB the best is interval 4 (the grid's highest) with the lowest warmup (1): both are edges to widen;
-    # at 45 dB it is interval 3, warmup 1: only the warmup is on an edge
+    # a longer interval and a shorter warmup buy speed; at 35 dB the best is interval 4 (the grid's highest) with the
+    # lowest warmup (1): both are edges to widen; at 45 dB it is interval 3, warmup 1: only the warmup is on an edge
     assert edges == [
         "peer: at PSNR ≥ 35 its best setting (cache_interval=4 disable_cache_before_step=1) has the highest "
-        "`cache_interval` of its grid (4); widen the grid",
+        "`cache_interval` of its grid (4), the end that buys speed; widen the grid",
         "peer: at PSNR ≥ 35 its best setting (cache_interval=4 disable_cache_before_step=1) has the lowest "
-        "`disable_cache_before_step` of its grid (1); widen the grid",
+        "`disable_cache_before_step` of its grid (1), the end that buys speed; widen the grid",
         "peer: at PSNR ≥ 45 its best setting (cache_interval=3 disable_cache_before_step=1) has the lowest "
-        "`disable_cache_before_step` of its grid (1); widen the grid",
+        "`disable_cache_before_step` of its grid (1), the end that buys speed; widen the grid",
     ]
     spec["peer"]["bounds"]["disable_cache_before_step"] = [1]  # a limit of the knob is no edge
     assert len(heldout.grid_edges(table, spec, levels=(35.0, 45.0))) == 1
+    slower = [{**r, "psnr": 80.0 - 5 * r["ideal_speedup"]} for r in table]  # at 70.8 dB only interval 2, warmup 2
+    assert heldout.grid_edges(slower, {"peer": {"kind": "diffusers", "grid": spec["peer"]["grid"]}}, levels=(70.8,)) == []

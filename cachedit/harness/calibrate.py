@@ -48,8 +48,9 @@ class Fit:
 @dataclass
 class CalibrationCost:
     """What the fit ran: pipeline calls, block executions, seconds, and the block work of one uncached call of
-    every calibration input (`generation_blocks`), the unit of `generations`."""
+    every calibration input (`generation_blocks`), the unit of `generations`; `images`: per calibration seed."""
 
+    images: int = 0
     pipeline_calls: int = 0
     block_executions: int = 0
     generation_blocks: int = 0
@@ -99,6 +100,7 @@ def calibrate(pipe, call: dict, seeds: list[int], budgets: list[int], base: Fore
         cost.pipeline_calls += 1
         cost.block_executions += trajectories[-1].blocks
     cost.generation_blocks = cost.block_executions
+    cost.images = len(trajectories[0].images)
     reference = np.concatenate([t.images for t in trajectories])
     found: dict[int, list[tuple[list[int], float]]] = {k: [] for k in sorted(set(budgets))}
     for power in powers:
