@@ -30,22 +30,24 @@ def test_interval_counts_from_the_last_warmup_step():
 def test_fitted_schedule_keeps_its_instants_at_other_step_counts():
     config = ForecastCacheConfig(compute_steps=[0, 4, 9, 13, 19, 23, 26], reference_steps=28)
     assert sorted(config.scheduled_steps(28)) == [0, 4, 9, 13, 19, 23, 26]
-    assert sorted(config.scheduled_steps(56)) == [0, 8, 18, 26, 38, 46, 52]  # the same instants, twice the steps
-    assert sorted(config.scheduled_steps(14)) == [0, 2, 5, 7, 10, 12, 13]  # 4.5 -> 5, 9.5 -> 10, 6.5 -> 7
-    assert sorted(config.scheduled_steps(50)) == [0, 7, 16, 23, 34, 41, 46]  # s * 50/28, nearest
+    # step s covers the share [s, s + 1) / 28 of the call; at N steps the step covering its middle computes
+    assert sorted(config.scheduled_steps(56)) == [0, 9, 19, 27, 39, 47, 53]  # (s + 1/2) * 2, step 0 stays
+    assert sorted(config.scheduled_steps(14)) == [0, 2, 4, 6, 9, 11, 13]  # 4.5 / 2 -> 2, 26.5 / 2 -> 13
+    assert sorted(config.scheduled_steps(20)) == [0, 3, 6, 9, 13, 16, 18]  # 26 -> 18, not the last step
+    assert sorted(config.scheduled_steps(50)) == [0, 8, 16, 24, 34, 41, 47]
     assert config.why_nothing_skips(20) is None
-    assert sorted(config.scheduled_steps(7)) == [0, 1, 2, 3, 5, 6] and config.why_nothing_skips(7) is None
-    assert config.scheduled_steps(6) == frozenset(range(6)) and "cannot skip at 6 steps" in config.why_nothing_skips(6)
+    assert sorted(config.scheduled_steps(6)) == [0, 2, 4, 5] and config.why_nothing_skips(6) is None
+    assert config.scheduled_steps(7) == frozenset(range(7)) and "cannot skip at 7 steps" in config.why_nothing_skips(7)
 
 
 def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
     pipe = ToyPipeline()
     cachedit.enable_cache(pipe, ForecastCacheConfig(compute_steps=[0, 4, 9, 13, 19, 23, 26]), adapters=TOY_ADAPTERS)
-    pipe(steady_inputs(6, drift=0.1), num_inference_steps=6)
+    pipe(steady_inputs(5, drift=0.1), num_inference_steps=5)
     line = str(cachedit.summary(pipe))
-    assert "cached 0/6 steps" in line
+    assert "cached 0/5 steps" in line
     assert ("NOTHING WAS CACHED: transformer: `compute_steps` (7 of 28 steps, placed by time share) land on every one "
-            "of this call's 6 steps: the schedule cannot skip at 6 steps") in line
+            "of this call's 5 steps: the schedule cannot skip at 5 steps") in line
     assert "threshold" not in line
     pipe(steady_inputs(12, drift=0.1), num_inference_steps=12)  # a longer call of the same pipeline can skip
     assert cachedit.summary(pipe)["cannot_skip"] == {} and cachedit.summary(pipe)["cached_steps"] == 5
