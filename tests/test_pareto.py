@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,27 @@ def test_a_peer_whose_best_lies_on_its_grid_edge_is_named():
     assert len(heldout.grid_edges(table, spec, levels=(35.0, 45.0))) == 1
     slower = [{**r, "psnr": 80.0 - 5 * r["ideal_speedup"]} for r in table]  # at 70.8 dB only interval 2, warmup 2
     assert heldout.grid_edges(slower, {"peer": {"kind": "diffusers", "grid": spec["peer"]["grid"]}}, levels=(70.8,)) == []
+
+
+@pytest.mark.parametrize(("model", "bench"), [("tiny_dit", "pareto"), ("tiny_flux", "pareto_small")])
+def test_the_readme_margins_are_over_peers_whose_best_lies_inside_their_grids(model, bench):
+    """The README's held-out margins divide by the best peer at each level: its best setting must not sit on the end of
+    its grid that buys speed (tests/data/pareto: the peer and fewer-steps rows of the committed held-out runs)."""
+    import yaml
+
+    from cachedit.harness import heldout
+
+    text = (Path(__file__).resolve().parents[1] / f"conf/bench/{bench}.yaml").read_text()
+    methods = yaml.safe_load(text.split("# @package bench\n", 1)[1])["methods"]
+    with open(Path(__file__).parent / f"data/pareto/heldout_{model}_peers.csv") as f:
+        rows = [{**r, "ideal_speedup": float(r["ideal_speedup"] or 0), "psnr": float(r["psnr"] or 0)}
+                for r in csv.DictReader(f)]
+    assert {r["condition"] for r in rows} == {"seed 2", "seed 3", "guidance 4.0", "20 steps", "50 steps"}
+    for condition in dict.fromkeys(r["condition"] for r in rows):
+        table = [r for r in rows if r["condition"] == condition]
+        names, levels = pareto.levels_table(table)
+        for level in heldout.EDGE_LEVELS:
+            scored = [(v[f"PSNR ≥ {level:g}"], m) for m, v in levels.items() if v[f"PSNR ≥ {level:g}"] is not None]
+            best = max(scored)[1]
+            edges = heldout.grid_edges(table, {best: methods[best]}, levels=(level,))
+            assert edges == [], f"{condition}: {edges}"
