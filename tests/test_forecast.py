@@ -1,9 +1,6 @@
 """Forecast Cache (issue 10): schedule maths, exactness when nothing is skipped, forecasts on the timestep axis,
-measured skips and fidelity on the trained model, and schedule calibration."""
+measured skips and fidelity on the trained model (calibration: tests/test_calibrate.py)."""
 
-import math
-
-import numpy as np
 import pytest
 import torch
 from diffusers.models.cache_utils import CacheMixin
@@ -11,7 +8,6 @@ from diffusers.models.cache_utils import CacheMixin
 import cachedit
 from cachedit import ForecastCacheConfig
 from cachedit.adapters.patterns import HIDDEN_OUT
-from cachedit.harness.calibrate import fit_compute_steps
 from cachedit.harness.metrics import psnr
 from cachedit.zoo.tiny_dit import load_tiny_dit
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
@@ -211,31 +207,6 @@ def test_trained_model_skips_the_measured_steps_and_beats_fewer_steps(tiny_dit):
     assert summary["branches"]["transformer/cond"]["decisions"] == "Cccc" * 7  # computes 0, 4, ..., 24: 7 of 28
     fewer = _digits(tiny_dit, steps=7)  # the same work without a cache
     assert psnr(reference, cached) > psnr(reference, fewer) + 8
-
-
-# ------------------------------------------------------------------ calibration
-
-
-def test_calibration_drops_the_steps_whose_forecast_costs_least():
-    # a stand-in "pipeline": every dropped step adds its own error; steps 3 and 5 are expensive to drop
-    cost = {s: (1.0 if s in (3, 5) else 0.01 * (s + 1)) for s in range(8)}
-
-    def generate(config):
-        image = np.zeros((16, 16))
-        if config is not None:
-            for step in set(range(8)) - set(config.compute_steps):
-                image = image + cost[step] * 0.01
-        return image
-
-    found = fit_compute_steps(generate, num_steps=8, budgets=[3, 5])
-    assert found[3][0] == [0, 3, 5]
-    assert found[5][0] == [0, 3, 5, 6, 7]  # the cheapest first: 1, 2, then 4
-    assert math.isfinite(found[5][1]) and found[5][1] > found[3][1]
-
-
-def test_calibration_rejects_budgets_outside_the_call():
-    with pytest.raises(ValueError, match=r"`budgets` \[9\] must lie in \[1, 8\]"):
-        fit_compute_steps(lambda config: np.zeros(1), num_steps=8, budgets=[9])
 
 
 # ------------------------------------------------------------------ FLUX: two block lists, two streams, true CFG

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,96 @@ def test_tiny_pareto_run_writes_table_csv_and_plot(tmp_path):
     table = (out / "pareto.md").read_text()
     assert "| fewer steps |" in table and "| cachedit Forecast |" in table and "PSNR ≥ 35" in table
     assert (out / "pareto.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ held out (issue 22, item 4)
+
+
+def test_held_out_run_calibrates_once_then_reports_every_condition_and_the_margins(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "runners.bench", "--config-dir", "tests/data/conf", "bench=pareto_heldout_tiny",
+         "model.num_inference_steps=6", "model.num_images=1", "model.class_labels=[0]", "repeats=1",
+         f"hydra.run.dir={out}"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(out / "pareto.csv") as f:
+        rows = list(csv.DictReader(f))
+    by_condition = {c: [r for r in rows if r["condition"] == c] for c in ("seed 2", "4 steps")}
+    assert sorted({r["condition"] for r in rows}) == ["4 steps", "seed 2"]
+    # fewer steps are given for 6 steps and scaled to the 4-step condition: 3 -> 2, 4 -> 3 (rounded)
+    assert [r["setting"] for r in by_condition["seed 2"] if r["kind"] == "fewer_steps"] == ["steps=3", "steps=4"]
+    assert [r["setting"] for r in by_condition["4 steps"] if r["kind"] == "fewer_steps"] == ["steps=2", "steps=3"]
+    # the calibrated grid is the fit (budgets 3 and 4 of 6 steps), the same schedules on every condition
+    fitted = [r["setting"] for r in by_condition["seed 2"] if r["method"] == "cachedit Forecast (calibrated)"]
+    assert len(fitted) == 2 and all(s.startswith("compute_steps=[0,") for s in fitted)
+    assert fitted == [r["setting"] for r in by_condition["4 steps"] if r["method"] == "cachedit Forecast (calibrated)"]
+    seed2 = {r["setting"]: r for r in by_condition["seed 2"]}
+    assert float(seed2[fitted[0]]["ideal_speedup"]) == pytest.approx(6 / 3)  # 3 of 6 steps compute
+    report = (out / "pareto.md").read_text()
+    assert "Calibrated once, on seeds [1]" in report and "## seed 2:" in report and "## 4 steps:" in report
+    margins = report.split("Margin of the best calibrated cachedit")[1]
+    assert "| seed 2 |" in margins and "| 4 steps |" in margins
+    assert (out / "pareto_seed_2.png").exists() and (out / "pareto_4_steps.png").exists()
+
+
+def test_a_condition_may_not_evaluate_a_calibration_seed():
+    from cachedit import ModelConfig
+    from cachedit.harness import heldout
+
+    model = ModelConfig(name="tiny_dit")
+    with pytest.raises(ValueError, match=r"Condition `seed 1` evaluates seed 1, which `calibration.seeds` \[1, 4\]"):
+        heldout.conditions({"seed 1": {"seed": 1}}, model, 0, [1, 4])
+    with pytest.raises(ValueError, match=r"Condition `x` sets \['model.height'\]; a condition may set seed, "):
+        heldout.conditions({"x": {"model.height": 8}}, model, 0, [1])
+    found = heldout.conditions({"g4": {"model.guidance_scale": 4.0}}, model, 0, [1, 4])
+    assert found[0].seed == 0 and found[0].model.guidance_scale == 4.0
+
+
+def test_a_peer_whose_best_lies_on_its_grid_edge_is_named():
+    from cachedit.harness import heldout
+
+    spec = {"peer": {"kind": "diffusers", "grid": {"cache_interval": [2, 3, 4], "disable_cache_before_step": [1, 2]},
+                     "bounds": {"cache_interval": [2]}}}
+    table = [{"method": "peer", "setting": f"cache_interval={i} disable_cache_before_step={d}", "error": "",
+              "ideal_speedup": i - 0.1 * d, "psnr": 62.0 - 5 * i - d} for i in (2, 3, 4) for d in (1, 2)]
+    edges = heldout.grid_edges(table, spec, levels=(35.0, 45.0))
+    # a longer interval and a shorter warmup buy speed; at 35 dB the best is interval 4 (the grid's highest) with the
+    # lowest warmup (1): both are edges to widen; at 45 dB it is interval 3, warmup 1: only the warmup is on an edge
+    assert edges == [
+        "peer: at PSNR ≥ 35 its best setting (cache_interval=4 disable_cache_before_step=1) has the highest "
+        "`cache_interval` of its grid (4), the end that buys speed; widen the grid",
+        "peer: at PSNR ≥ 35 its best setting (cache_interval=4 disable_cache_before_step=1) has the lowest "
+        "`disable_cache_before_step` of its grid (1), the end that buys speed; widen the grid",
+        "peer: at PSNR ≥ 45 its best setting (cache_interval=3 disable_cache_before_step=1) has the lowest "
+        "`disable_cache_before_step` of its grid (1), the end that buys speed; widen the grid",
+    ]
+    spec["peer"]["bounds"]["disable_cache_before_step"] = [1]  # a limit of the knob is no edge
+    assert len(heldout.grid_edges(table, spec, levels=(35.0, 45.0))) == 1
+    slower = [{**r, "psnr": 80.0 - 5 * r["ideal_speedup"]} for r in table]  # at 70.8 dB only interval 2, warmup 2
+    assert heldout.grid_edges(slower, {"peer": {"kind": "diffusers", "grid": spec["peer"]["grid"]}}, levels=(70.8,)) == []
+
+
+@pytest.mark.parametrize(("model", "bench"), [("tiny_dit", "pareto"), ("tiny_flux", "pareto_small")])
+def test_the_readme_margins_are_over_peers_whose_best_lies_inside_their_grids(model, bench):
+    """The README's held-out margins divide by the best peer at each level: its best setting must not sit on the end of
+    its grid that buys speed (tests/data/pareto: the peer and fewer-steps rows of the committed held-out runs)."""
+    import yaml
+
+    from cachedit.harness import heldout
+
+    text = (Path(__file__).resolve().parents[1] / f"conf/bench/{bench}.yaml").read_text()
+    methods = yaml.safe_load(text.split("# @package bench\n", 1)[1])["methods"]
+    with open(Path(__file__).parent / f"data/pareto/heldout_{model}_peers.csv") as f:
+        rows = [{**r, "ideal_speedup": float(r["ideal_speedup"] or 0), "psnr": float(r["psnr"] or 0)}
+                for r in csv.DictReader(f)]
+    assert {r["condition"] for r in rows} == {"seed 2", "seed 3", "guidance 4.0", "20 steps", "50 steps"}
+    for condition in dict.fromkeys(r["condition"] for r in rows):
+        table = [r for r in rows if r["condition"] == condition]
+        names, levels = pareto.levels_table(table)
+        for level in heldout.EDGE_LEVELS:
+            scored = [(v[f"PSNR ≥ {level:g}"], m) for m, v in levels.items() if v[f"PSNR ≥ {level:g}"] is not None]
+            best = max(scored)[1]
+            edges = heldout.grid_edges(table, {best: methods[best]}, levels=(level,))
+            assert edges == [], f"{condition}: {edges}"

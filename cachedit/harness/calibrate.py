@@ -1,67 +1,135 @@
-"""Fit a Forecast Cache schedule by calibration: which steps must compute for a given budget of computed steps.
+"""Fit Forecast Cache schedules by calibration: which steps compute, for every budget of computed steps at once.
 
-Backward greedy elimination: start from every step computing, and repeatedly drop the step whose forecast costs
-the least fidelity (PSNR against the uncached run on calibration inputs), recording the schedule at each budget.
-One pass yields a nested family of schedules, i.e. a whole speed/fidelity front, in about ``num_steps² / 2``
-cached runs of the calibration batch. Calibrate on inputs (seeds) you do not evaluate on.
+1. Record: one uncached call per calibration input (seed), keeping each step's timestep and span residuals
+   (`trajectories.record_trajectory`).
+2. Choose offline: dynamic programming over the forecast errors along those trajectories gives, per budget, the
+   schedules of least proxy error (`schedule_fit`); no pipeline call.
+3. Verify: the proxy weighs an error at noise level σ by ``σ^-power`` (how much of it reaches the image depends on
+   the model: the flow damps early errors in directions the data does not vary in); the best schedule of each
+   power in `powers` runs cached on every calibration input, and the one with the highest PSNR against the
+   recorded uncached images is kept.
+
+The whole fit costs at most ``1 + len(powers) · Σ_budgets k / N`` uncached calls of the calibration inputs in block
+work (budgets 5..14 of 28 steps, 2 powers: 7.8), is checked against `max_generations` before any work, and is
+deterministic: the same inputs give the same schedules (ties go to earlier steps). Calibrate on inputs you do not
+evaluate on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+import torch
 
+from ..cache import disable_cache, enable_cache
 from ..configs import ForecastCacheConfig
+from ..plan import resolve_plan
 from .metrics import psnr
+from .pareto import BlockCounter
+from .schedule_fit import best_schedules, gap_costs
+from .trajectories import record_trajectory
 
-__all__ = [
-    "Generate", "fit_compute_steps"
-]
-
-Generate = Callable[[ForecastCacheConfig | None], np.ndarray]  # config (None: uncached) -> images in [0, 1]
+__all__ = ["CalibrationCost", "Fit", "calibrate", "planned_generations"]
 
 
-def fit_compute_steps(
-    generate: Generate,
-    num_steps: int,
-    budgets: list[int],
-    base: ForecastCacheConfig | None = None,
-) -> dict[int, tuple[list[int], float]]:
-    """For each budget (number of computed steps), the schedule found and its calibration PSNR.
+@dataclass
+class Fit:
+    """One budget's result: the kept schedule and every verified candidate ``(steps, power, PSNR)``."""
 
-    Args:
-        generate: runs the calibration batch with a cache config (or uncached for `None`) and returns the images.
-        num_steps: the calibrated call's step count; it becomes the schedules' `reference_steps`.
-        budgets: computed-step counts to report, each in [1, num_steps].
-        base: the other knobs (`Fn`, `Bn`, `order`); its schedule fields are replaced.
-    """
-    bad = [b for b in budgets if not 1 <= b <= num_steps]
-    if bad:
-        raise ValueError(f"`budgets` {bad} must lie in [1, {num_steps}] (computed steps of a {num_steps}-step call).")
+    budget: int
+    compute_steps: list[int]
+    psnr: float
+    candidates: list[tuple[list[int], float, float]] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationCost:
+    """What the fit ran: pipeline calls, block executions, seconds, and the block work of one uncached call of
+    every calibration input (`generation_blocks`), the unit of `generations`; `images`: per calibration seed."""
+
+    images: int = 0
+    pipeline_calls: int = 0
+    block_executions: int = 0
+    generation_blocks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def generations(self) -> float:
+        return self.block_executions / max(self.generation_blocks, 1)
+
+
+def planned_generations(num_steps: int, num_blocks: int, budgets: list[int], candidates: int, Fn: int = 0,
+                        Bn: int = 0) -> float:
+    """The block work of a fit in uncached calls of the calibration inputs (at most; fewer if candidates coincide)."""
+    always = min(Fn + Bn, num_blocks)
+    verify = sum((k * num_blocks + (num_steps - k) * always) / (num_steps * num_blocks) for k in set(budgets))
+    return 1.0 + candidates * verify
+
+
+def calibrate(pipe, call: dict, seeds: list[int], budgets: list[int], base: ForecastCacheConfig | None = None, *,
+              output: str = "images", powers: tuple[float, ...] = (0.5, 0.75), max_generations: float = 10.0) -> tuple[dict[int, Fit], CalibrationCost]:
+    """Fit a schedule per budget on `pipe(**call)` with each of `seeds`; returns the fits and what they cost."""
     base = base if base is not None else ForecastCacheConfig()
-    reference = generate(None)
-
-    def score(steps: list[int]) -> float:
-        config = dataclasses.replace(base, compute_steps=steps, reference_steps=num_steps, per_transformer={})
-        return psnr(reference, generate(config))
-
-    current = list(range(num_steps))
-    found: dict[int, tuple[list[int], float]] = {}
-    if num_steps in budgets:
-        found[num_steps] = (current, float("inf"))
-    total = sum(range(min(budgets), num_steps))  # candidate runs: one per removable step per round
-    with tqdm(total=total, desc="calibrating schedule", leave=False) as progress:
-        while len(current) > min(budgets):
-            candidates = []
-            for step in current[1:]:  # step 0 always computes: there is nothing to forecast from before it
-                trial = [s for s in current if s != step]
-                candidates.append((score(trial), step))
-                progress.update()
-            best_psnr, drop = max(candidates)
-            current = [s for s in current if s != drop]
-            if len(current) in budgets:
-                found[len(current)] = (current, best_psnr)
-    return found
+    num_steps = call.get("num_inference_steps")
+    if num_steps is None:
+        raise ValueError("The calibration call needs `num_inference_steps`: schedules are fitted for a step count.")
+    if not seeds:
+        raise ValueError("`seeds` is empty: calibrate on at least one seed (not one you evaluate on).")
+    powers = list(powers)
+    if not powers or any(p < 0 for p in powers):
+        raise ValueError(f"`powers` must be a non-empty list of numbers >= 0 (one verified schedule each), got {powers}.")
+    candidates = len(powers)
+    bad = [k for k in budgets if not 1 <= k <= num_steps]
+    if not budgets or bad:
+        raise ValueError(f"`budgets` {sorted(budgets)} must be computed-step counts in [1, {num_steps}].")
+    num_blocks = sum(len(stack.blocks) for stack in resolve_plan(pipe, base).stacks)
+    planned = planned_generations(num_steps, num_blocks, budgets, candidates, base.Fn, base.Bn)
+    if planned > max_generations:
+        raise ValueError(
+            f"Calibrating budgets {sorted(budgets)} with `powers={powers}` costs up to {planned:.1f} uncached "
+            f"generations of block work, above `max_generations={max_generations:g}`: fit fewer `budgets` or `powers`."
+        )
+    cost = CalibrationCost()
+    start = time.perf_counter()
+    trajectories = []
+    for seed in seeds:
+        trajectories.append(record_trajectory(pipe, call, seed, output))
+        cost.pipeline_calls += 1
+        cost.block_executions += trajectories[-1].blocks
+    cost.generation_blocks = cost.block_executions
+    cost.images = len(trajectories[0].images)
+    reference = np.concatenate([t.images for t in trajectories])
+    found: dict[int, list[tuple[list[int], float]]] = {k: [] for k in sorted(set(budgets))}
+    for power in powers:
+        for budget, schedules in best_schedules(gap_costs(trajectories, base.order, power=power), budgets).items():
+            if schedules[0][0] not in [steps for steps, _ in found[budget]]:
+                found[budget].append((schedules[0][0], power))
+    counter = BlockCounter(pipe.transformer)
+    fits = {}
+    try:
+        for budget, schedules in found.items():
+            verified = []
+            for steps, power in schedules:
+                config = dataclasses.replace(base, compute_steps=steps, reference_steps=num_steps, per_transformer={})
+                images = []
+                for seed in seeds:
+                    enable_cache(pipe, config)
+                    try:
+                        counter.count = 0
+                        result = pipe(**call, generator=torch.Generator().manual_seed(seed))
+                    finally:
+                        disable_cache(pipe)
+                    images.append(np.asarray(getattr(result, output), dtype=np.float32))
+                    cost.pipeline_calls += 1
+                    cost.block_executions += counter.count
+                verified.append((steps, power, psnr(reference, np.concatenate(images))))
+            # the highest verified PSNR; among equals, the earlier power's
+            kept = max(verified, key=lambda v: (v[2], -verified.index(v)))
+            fits[budget] = Fit(budget, kept[0], kept[2], verified)
+    finally:
+        counter.remove()
+    cost.seconds = time.perf_counter() - start
+    return fits, cost

@@ -63,7 +63,7 @@ def expand(methods: dict[str, dict]) -> list[Setting]:
         kind = spec.pop("kind", None)
         if kind not in KINDS:
             raise ValueError(f"Method `{method}`: `kind: {kind}` is not one of {', '.join(KINDS)}.")
-        allowed = {"grid", "fixed", "overrides", "config", "steps"}
+        allowed = {"grid", "fixed", "overrides", "config", "steps", "bounds"}
         unknown = sorted(set(spec) - allowed)
         if unknown:
             raise ValueError(f"Method `{method}` has unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}.")
