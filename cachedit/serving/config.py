@@ -20,10 +20,6 @@ def _seconds(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
 
 
-def _count(value, least: int = 1) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= least
-
-
 @dataclass
 class ServerConfig:
     """Where and how ``python -m runners.serve`` listens, and the limits every request is checked against.
@@ -77,22 +73,23 @@ class ServerConfig:
             f"`server.request_timeout_s` must be a number of seconds > 0, or null for no limit, got {self.request_timeout_s!r}.",
         )
         check_types(self, "server")  # the timeout's own message first: it says what null means
-        require(_count(self.port, 0) and self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port!r}.")
+        # types are checked above: what is left are the ranges
+        require(0 <= self.port <= 65535, f"`server.port` must be in [0, 65535], got {self.port!r}.")
         for key in ("max_images", "max_inference_steps", "max_pixels", "max_body_bytes", "max_queue", "keep_alive_s"):
-            require(_count(getattr(self, key)), f"`server.{key}` must be an integer >= 1, got {getattr(self, key)!r}.")
-        require(_seconds(self.header_timeout_s),
+            require(getattr(self, key) >= 1, f"`server.{key}` must be an integer >= 1, got {getattr(self, key)!r}.")
+        require(self.header_timeout_s > 0,
                 f"`server.header_timeout_s` must be a number of seconds > 0, got {self.header_timeout_s!r}.")
         share = self.deadline_estimate_share
-        require(not isinstance(share, bool) and isinstance(share, (int, float)) and 0 <= share <= 1,
+        require(0 <= share <= 1,
                 f"`server.deadline_estimate_share` must be a number in [0, 1] (0: off), got {share!r}.")
         levels = ("critical", "error", "warning", "info", "debug", "trace")
         require(self.log_level in levels, f"`server.log_level` must be one of {list(levels)}, got {self.log_level!r}.")
         if self.api_key is None:
             self.api_key = os.environ.get(API_KEY_ENV) or None
-        require(self.api_key is None or (isinstance(self.api_key, str) and self.api_key.strip() == self.api_key != ""),
+        require(self.api_key is None or self.api_key.strip() == self.api_key != "",
                 "`server.api_key` must be a non-empty string without surrounding spaces, or null.")
         hosts = self.allowed_hosts
-        require(hosts is None or (len(hosts) > 0 and all(isinstance(h, str) and h for h in hosts)),
+        require(hosts is None or (len(hosts) > 0 and all(hosts)),
                 f"`server.allowed_hosts` must be a non-empty list of host names, or null for any, got {hosts!r}.")
         if hosts is not None:
             self.allowed_hosts = [host.lower() for host in hosts]
