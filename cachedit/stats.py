@@ -65,11 +65,11 @@ class CacheStats:
         self.steps: dict[str, list[StepRecord]] = defaultdict(list)  # "<transformer>/<branch>" -> records
         self.blocks_total = 0
         self.blocks_skipped = 0
-        self.notes: dict[str, str] = {}  # per stack: why its policy can skip nothing in this call
+        self.cannot_skip: dict[str, str] = {}  # per stack: why its policy can skip nothing in this call
 
     def note_cannot_skip(self, stack: str, reason: str) -> None:
         """Record that `stack`'s policy can skip no step of this call, and why (the summary says it by name)."""
-        self.notes[stack] = reason
+        self.cannot_skip[stack] = reason
 
     def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> StepRecord:
         record = StepRecord(step, computed, diff)
@@ -96,7 +96,7 @@ class CacheStats:
             "blocks_skipped": self.blocks_skipped,
             "skipped_share": self.blocks_skipped / self.blocks_total if self.blocks_total else 0.0,
             "diff_percentiles": _percentiles(diffs),
-            "cannot_skip": dict(self.notes),
+            "cannot_skip": dict(self.cannot_skip),
             "branches": {
                 name: {
                     # one character per step: C computed, c cached

@@ -35,7 +35,9 @@ class SchedulePolicy(Policy):
         self.schedule = self.config.scheduled_steps(num_steps)
 
     def cannot_skip(self, num_steps: int | None) -> str | None:
-        return None if num_steps is None else self.config.why_nothing_skips(num_steps)
+        if num_steps is None or len(self.schedule) < num_steps:  # `begin_call` sized the schedule: it skips
+            return None
+        return self.config.why_nothing_skips(num_steps)
 
     def decide(self, step: StepContext, change: float | None) -> bool:
         if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
