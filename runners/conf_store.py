@@ -6,18 +6,11 @@ each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>
 
 from hydra.core.config_store import ConfigStore
 
-from cachedit.configs import (
-    CACHE_CONFIGS,
-    CFGCacheConfig,
-    ModelConfig,
-    ParallelConfig,
-    RunConfig,
-    StepMaskConfig,
-    TaylorSeerConfig,
-    TuneConfig,
-)
+from cachedit.configs import CACHE_CONFIGS, CFGCacheConfig, ParallelConfig, StepMaskConfig, TaylorSeerConfig
+from cachedit.harness.run_config import RunConfig, TuneConfig
 from cachedit.harness.run_dirs import register_resolver
 from cachedit.serving.config import ServeConfig, ServerConfig
+from cachedit.zoo.model_config import ModelConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,

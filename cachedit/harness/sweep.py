@@ -344,7 +344,7 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
 
 
 def _tune_config(records: list[dict]):
-    from ..configs import TuneConfig
+    from .run_config import TuneConfig
 
     for stats in records:
         tune = _get(stats, "config", "tune")
