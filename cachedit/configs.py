@@ -7,30 +7,25 @@ checked. The same classes are the plain-Python API: ``cachedit.enable_cache(pipe
 dict is held to the field types too (``"false"`` is no bool, ``2.5`` no int), before any range check.
 
 Only ``int``/``float``/``bool``/``str``/``Enum``/``X | None``/lists/dicts are used: OmegaConf rejects
-``torch.dtype`` and ``Literal``, so dtypes are strings converted in :mod:`cachedit.harness.pipelines`.
+``torch.dtype`` and ``Literal``.
+
+These are the core's schemas (cache, TaylorSeer, SCM, CFG, compile, parallel); the model schema lives in the zoo
+(:mod:`cachedit.zoo.model_config`), the run and tune schemas in the harness (:mod:`cachedit.harness.run_config`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-# Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
-from omegaconf import MISSING
-
-from .config_types import check_types, convert, field_types, short_repr
+from .config_types import check_types, convert, field_types
 
 __all__ = [
-    "DEVICE_PATTERN", "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
+    "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
     "ForecastCacheConfig", "TaylorSeerCacheType", "TaylorSeerConfig", "StepMaskName", "StepMaskPolicy",
-    "StepMaskConfig", "CFGCacheConfig", "ModelSource", "TorchDtype", "ModelConfig", "TuneObjective",
-    "SpeedupMetric", "TuneConfig", "CompileMode", "ParallelMode", "ParallelConfig", "DEFAULT_FEWER_STEPS",
-    "RunConfig"
+    "StepMaskConfig", "CFGCacheConfig", "CompileMode", "ParallelMode", "ParallelConfig",
 ]
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")  # what torch.device accepts and cachedit runs on
 
 
 def _nearest(x: float) -> int:
@@ -535,113 +530,6 @@ class CFGCacheConfig:
 
 
 ################################################################################
-#                              Model and run                                   #
-################################################################################
-
-
-class ModelSource(str, Enum):
-    hub = "hub"  # from_pretrained(repo_id), or model.path when set
-    replica = "replica"  # the same diffusers classes, scaled down, seeded random weights
-    embedded = "embedded"  # the weights shipped in this repository
-
-
-class TorchDtype(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-    bfloat16 = "bfloat16"
-
-
-@dataclass
-class ModelConfig:
-    """What to load and how to call it.
-
-    Args:
-        name (`str`): zoo model name, e.g. `flux`, `pixart_alpha`, `tiny_dit` (see ``cachedit.zoo.entries.MODELS``).
-        repo_id (`str`, *optional*): the real checkpoint on the hub.
-        source (`ModelSource`, defaults to `hub`): `hub`, `replica` or `embedded`.
-        path (`str`, *optional*): a local ``save_pretrained`` directory; loaded instead of `repo_id`.
-        replica (`dict`, defaults to `{}`): overrides of the replica's transformer config (e.g. `num_layers`).
-        torch_dtype (`TorchDtype`, *optional*): `float32`, `float16` or `bfloat16`; by default bfloat16 on CUDA and
-            float32 on CPU (where bfloat16 kernels are slow).
-        device (`str`, defaults to `"auto"`): `auto`, `cpu`, `cuda`, `cuda:1`, ...
-        num_images (`int`, defaults to `1`): images per prompt, or per class label.
-    """
-
-    name: str = MISSING
-    repo_id: str | None = None
-    source: ModelSource = ModelSource.hub
-    path: str | None = None
-    torch_dtype: TorchDtype | None = None  # None: bfloat16 on CUDA, float32 on CPU
-    device: str = "auto"  # auto: cuda when available, else cpu
-    num_inference_steps: int = 28
-    guidance_scale: float | None = None
-    height: int | None = None
-    width: int | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    class_labels: list[int] | None = None
-    num_images: int = 1
-    replica: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_types(self, "model")
-        require(self.num_inference_steps >= 1, f"`model.num_inference_steps` must be >= 1, got {self.num_inference_steps}.")
-        require(self.num_images >= 1, f"`model.num_images` must be >= 1, got {self.num_images}.")
-        require(
-            DEVICE_PATTERN.fullmatch(self.device) is not None,
-            f"`model.device` must be auto, cpu, mps, cuda[:N] or xpu[:N], got `{self.device}`.",
-        )
-        for side in ("height", "width"):
-            value = getattr(self, side)
-            require(value is None or value > 0, f"`model.{side}` must be positive, got {value}.")
-
-
-class TuneObjective(str, Enum):
-    psnr_at_speedup = "psnr_at_speedup"  # highest PSNR among settings at least `target_speedup` times faster
-    speedup_above_psnr = "speedup_above_psnr"  # highest speedup among settings with PSNR >= `psnr_floor`
-
-
-class SpeedupMetric(str, Enum):
-    speedup = "speedup"  # measured wall time, uncached / cached (noisy on small CPU runs)
-    ideal_speedup = "ideal_speedup"  # 1 / (1 - share of block computations skipped): deterministic
-
-
-@dataclass
-class TuneConfig:
-    """What ``sweep=tune`` (Hydra's Optuna sweeper) optimises; each job returns the objective as a float.
-
-    Args:
-        objective (`TuneObjective`, defaults to `psnr_at_speedup`): `psnr_at_speedup` maximises PSNR against
-            the uncached run among settings at least `target_speedup` times faster; `speedup_above_psnr`
-            maximises the speedup among settings with PSNR >= `psnr_floor`. Infeasible settings score below
-            every feasible one, closer misses higher, so the search is pulled towards the constraint.
-        target_speedup (`float`, defaults to `1.5`): the speedup constraint of `psnr_at_speedup`.
-        psnr_floor (`float`, defaults to `30.0`): the PSNR constraint (dB) of `speedup_above_psnr`.
-        speedup_metric (`SpeedupMetric`, defaults to `ideal_speedup`): what the speedup of the objective counts:
-            `ideal_speedup`, from the block executions skipped (deterministic), is the only one allowed. The measured
-            speedup is reported next to it as a check: on short runs it is noise (a setting that skipped nothing
-            measured 7.46x and won a tune).
-        preset_name (`str`, *optional*): name of the winning preset; defaults to ``tuned_<model>_<cache>``.
-    """
-
-    objective: TuneObjective = TuneObjective.psnr_at_speedup
-    target_speedup: float = 1.5
-    psnr_floor: float = 30.0
-    speedup_metric: SpeedupMetric = SpeedupMetric.ideal_speedup
-    preset_name: str | None = None
-
-    def __post_init__(self) -> None:
-        check_types(self, "tune")
-        require(
-            self.speedup_metric == SpeedupMetric.ideal_speedup,
-            "`tune.speedup_metric` must be `ideal_speedup`: tuning optimises counted work (block executions "
-            "skipped), and the measured speedup is only a check (on short runs it is noise: a setting that skipped "
-            f"nothing measured 7.46x). Got `{self.speedup_metric.value}`.",
-        )
-        require(self.target_speedup > 0, f"`tune.target_speedup` must be > 0, got {self.target_speedup}.")
-
-
-################################################################################
 #                          Compile and parallelism                             #
 ################################################################################
 
@@ -680,56 +568,3 @@ class ParallelConfig:
             f"`parallel.degree={self.degree}` needs `parallel=ulysses` or `parallel=ring`.",
         )
         require(self.timeout_s > 0, f"`parallel.timeout_s` must be > 0, got {self.timeout_s}.")
-
-
-# Fractions of the step count a sweep also runs uncached: dense where 35-45 dB usually lie (half to 9/10 of the steps).
-DEFAULT_FEWER_STEPS = (0.25, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-@dataclass
-class RunConfig:
-    """Root of ``conf/generate.yaml``.
-
-    Args:
-        seed (`int`, defaults to `0`): generator seed; the cached run and its baseline share it.
-        compare_baseline (`bool`, defaults to `True`): also run uncached, and report speedup and fidelity against it.
-        repeats (`int`, defaults to `1`): timed repeats of each run; the median is reported.
-        save_images (`bool`, defaults to `True`): write the images next to ``stats.json``.
-        tune (`TuneConfig`, *optional*): set by ``sweep=tune``; the runner then returns the objective (a float).
-        compile (`CompileMode`, defaults to `none`): `regional` compiles each repeated block (see
-            ``cachedit.compile``).
-        parallel (`ParallelConfig`): context parallelism, chosen by the `parallel` group.
-        fewer_steps (`list[float]`, *optional*): the honest reference every cache must beat: the same model run
-            uncached with these fractions of `model.num_inference_steps` (each in (0, 1)), scored against the
-            baseline like a cached run. `None` (the default) runs `DEFAULT_FEWER_STEPS` in a sweep (once per
-            baseline, shared by its jobs) and nothing in a single run; `[]` runs none.
-    """
-
-    model: ModelConfig = MISSING
-    cache: Any = MISSING  # NoCacheConfig | DBCacheConfig | DBPruneConfig, chosen by the `cache` group
-    taylorseer: TaylorSeerConfig = field(default_factory=TaylorSeerConfig)
-    cfg: CFGCacheConfig = field(default_factory=CFGCacheConfig)
-    scm: StepMaskConfig = field(default_factory=StepMaskConfig)
-    seed: int = 0
-    compare_baseline: bool = True
-    repeats: int = 1
-    save_images: bool = True
-    tune: TuneConfig | None = None
-    compile: CompileMode = CompileMode.none
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    fewer_steps: list[float] | None = None
-
-    def __post_init__(self) -> None:
-        check_types(self)  # nested configs checked themselves when built
-        require(
-            self.cache == MISSING or isinstance(self.cache, CacheConfig),  # `Any` for OmegaConf: checked here
-            f"`cache` must be a cache config ({', '.join(cls.__name__ for cls in CACHE_CONFIGS.values())}), "
-            f"got {short_repr(self.cache)}.",
-        )
-        require(self.repeats >= 1, f"`repeats` must be >= 1, got {self.repeats}.")
-        outside = [f for f in self.fewer_steps or [] if not 0 < f < 1]
-        require(not outside, f"`fewer_steps` are fractions of `model.num_inference_steps` in (0, 1), got {outside}.")
-        if self.scm.mask == StepMaskName.custom and not isinstance(self.model, str):  # checked before the baseline runs
-            steps = self.model.num_inference_steps
-            outside = [step for step in self.scm.compute_steps if step >= steps]
-            require(not outside, f"`scm.compute_steps` {outside} lie beyond `model.num_inference_steps`={steps} (0-based).")

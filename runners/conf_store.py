@@ -1,23 +1,20 @@
 """Registers the typed schemas with Hydra's ConfigStore: Hydra is the runners' concern, never the core's.
 
+Each schema comes from the layer that owns it: the cache, TaylorSeer, SCM, CFG and parallel groups from the core
+(`cachedit.configs`), `model` from the zoo (`cachedit.zoo.model_config`), the run root and `tune` from the harness
+(`cachedit.harness.run_config`), the serve root and `server` from serving (`cachedit.serving.config`).
+
 Schemas live in the `cachedit/<group>` namespace, so ``cache=...`` lists only the YAML options a user can pick;
 each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>@_here_, _self_]``.
 """
 
 from hydra.core.config_store import ConfigStore
 
-from cachedit.configs import (
-    CACHE_CONFIGS,
-    CFGCacheConfig,
-    ModelConfig,
-    ParallelConfig,
-    RunConfig,
-    StepMaskConfig,
-    TaylorSeerConfig,
-    TuneConfig,
-)
+from cachedit.configs import CACHE_CONFIGS, CFGCacheConfig, ParallelConfig, StepMaskConfig, TaylorSeerConfig
+from cachedit.harness.run_config import RunConfig, TuneConfig
 from cachedit.harness.run_dirs import register_resolver
 from cachedit.serving.config import ServeConfig, ServerConfig
+from cachedit.zoo.model_config import ModelConfig
 
 SCHEMAS = {
     ("model", "model"): ModelConfig,

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from runners.conf_store import schemas
-from cachedit.configs import RunConfig
+from cachedit.harness.run_config import RunConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 

@@ -6,7 +6,7 @@ import torch
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(2)
 
-from cachedit.configs import ModelConfig, ModelSource  # noqa: E402
+from cachedit.zoo.model_config import ModelConfig, ModelSource  # noqa: E402
 from cachedit.zoo.entries import get_entry  # noqa: E402
 from cachedit.harness.pipelines import load_pipeline  # noqa: E402
 

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from cachedit import DBCacheConfig, RunConfig
+from cachedit import DBCacheConfig
+from cachedit.harness.run_config import RunConfig
 from cachedit.harness.benchmark import BASELINE, markdown, run_benchmark
-from cachedit.configs import ModelConfig
+from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.pipelines import load_pipeline
 
 

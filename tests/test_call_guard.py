@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cachedit
-from cachedit.configs import ModelConfig
+from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.pipelines import load_pipeline
 from cachedit.hooks import has_cache_hooks
 

@@ -16,9 +16,13 @@ from omegaconf import OmegaConf
 import cachedit
 import cachedit.config_formats
 import cachedit.configs
+import cachedit.harness.run_config
 import cachedit.serving.config
+import cachedit.zoo.model_config
 from cachedit.config_types import ALLOW_NONFINITE, ConfigTypeError, check_types, field_types
-from cachedit.configs import CACHE_CONFIGS, DBCacheConfig, ModelConfig, StepMaskName, TaylorSeerConfig
+from cachedit.configs import CACHE_CONFIGS, DBCacheConfig, StepMaskName, TaylorSeerConfig
+from cachedit.harness.run_config import RunConfig
+from cachedit.zoo.model_config import ModelConfig, ModelSource, TorchDtype
 from runners.conf_store import SCHEMAS
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline
 
@@ -26,8 +30,10 @@ CONF = cachedit.configs.__file__.rsplit("/cachedit/", 1)[0] + "/conf"
 
 
 def config_classes() -> list[type]:
-    """Every dataclass defined in the config modules, plus every registered cache config (wherever defined)."""
-    modules = (cachedit.configs, cachedit.serving.config, cachedit.config_formats)
+    """Every dataclass defined in the config modules of every layer, plus every registered cache config (wherever
+    defined)."""
+    modules = (cachedit.configs, cachedit.zoo.model_config, cachedit.harness.run_config, cachedit.serving.config,
+               cachedit.config_formats)
     found = {
         obj for module in modules for obj in vars(module).values()
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
@@ -139,15 +145,15 @@ def test_valid_values_still_construct_and_defaults_round_trip(cls):
 
 def test_a_run_config_takes_a_cache_config_object_only():
     with pytest.raises(ValueError, match=r"`cache` must be a cache config \(.*DBCacheConfig.*\), got \{'Fn': 1\}"):
-        cachedit.configs.RunConfig(model=ModelConfig(name="tiny_dit"), cache={"Fn": 1})
-    assert cachedit.configs.RunConfig(model=ModelConfig(name="tiny_dit"), cache=DBCacheConfig()).cache == DBCacheConfig()
+        RunConfig(model=ModelConfig(name="tiny_dit"), cache={"Fn": 1})
+    assert RunConfig(model=ModelConfig(name="tiny_dit"), cache=DBCacheConfig()).cache == DBCacheConfig()
 
 
 def test_conversions_store_the_declared_type():
     model = ModelConfig(name="tiny_dit", source="replica", torch_dtype="bfloat16", class_labels=OmegaConf.create([1, 2]),
                         guidance_scale=4)
-    assert model.source is cachedit.configs.ModelSource.replica
-    assert model.torch_dtype is cachedit.configs.TorchDtype.bfloat16
+    assert model.source is ModelSource.replica
+    assert model.torch_dtype is TorchDtype.bfloat16
     assert model.class_labels == [1, 2] and type(model.class_labels) is list
     assert model.guidance_scale == 4.0 and type(model.guidance_scale) is float
     config = DBCacheConfig(Bn=2, Bn_compute_blocks_ids=(1,), per_transformer=OmegaConf.create({"transformer_2": {"Fn": 2}}))

@@ -3,7 +3,8 @@
 import torch
 
 from cachedit.harness import runs
-from cachedit.configs import ModelConfig, RunConfig
+from cachedit.zoo.model_config import ModelConfig
+from cachedit.harness.run_config import RunConfig
 from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from runners.conf_store import register_configs
-from cachedit.configs import ModelConfig
+from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.pipelines import check_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -3,7 +3,9 @@ configuration that asks for it. The reference as a sweep computes it is tested i
 
 import pytest
 
-from cachedit.configs import ModelConfig, NoCacheConfig, RunConfig
+from cachedit.configs import NoCacheConfig
+from cachedit.zoo.model_config import ModelConfig
+from cachedit.harness.run_config import RunConfig
 from cachedit.harness.sweep import verdict
 
 REFERENCE = [  # 20 steps uncached, against fewer

@@ -95,7 +95,7 @@ def test_the_step_count_comes_from_keyword_inputs_or_the_blocks_default():
 
 
 def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
-    from cachedit.configs import ModelConfig, ModelSource
+    from cachedit.zoo.model_config import ModelConfig, ModelSource
     from cachedit.harness.pipelines import load_pipeline
 
     model = ModelConfig(name="flux3", source=ModelSource.replica, num_inference_steps=2, guidance_scale=4.0)
@@ -104,7 +104,7 @@ def test_a_modular_family_refuses_a_guidance_scale_its_call_would_ignore():
 
 
 def test_a_saved_modular_pipeline_loads_from_model_path(tmp_path):
-    from cachedit.configs import ModelConfig
+    from cachedit.zoo.model_config import ModelConfig
     from cachedit.harness.pipelines import check_model, load_pipeline
 
     replica = build_modular_only("Flux3ModularPipeline")

@@ -5,7 +5,9 @@ import json
 import pytest
 
 from cachedit.harness import runs
-from cachedit.configs import DBCacheConfig, ModelConfig, RunConfig
+from cachedit.configs import DBCacheConfig
+from cachedit.zoo.model_config import ModelConfig
+from cachedit.harness.run_config import RunConfig
 
 
 def test_images_and_stats_are_on_disk_when_the_metrics_run(tmp_path, monkeypatch):

@@ -8,7 +8,9 @@ import sys
 import pytest
 import torch
 
-from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConfig
+from cachedit.configs import DBCacheConfig, ParallelConfig
+from cachedit.zoo.model_config import ModelConfig
+from cachedit.harness.run_config import RunConfig
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric
 from cachedit.harness.runs import preflight
 from cachedit.harness.parallel_check import cached_run, flux_replica

@@ -147,7 +147,7 @@ def test_held_out_run_calibrates_once_then_reports_every_condition_and_the_margi
 
 
 def test_a_condition_may_not_evaluate_a_calibration_seed():
-    from cachedit import ModelConfig
+    from cachedit.zoo.model_config import ModelConfig
     from cachedit.harness import heldout
 
     model = ModelConfig(name="tiny_dit")

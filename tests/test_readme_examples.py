@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cachedit
-from cachedit.configs import ModelConfig
+from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.runs import generate
 from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cachedit.config_formats import load_config
-from cachedit.configs import ModelConfig
+from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.pipelines import load_pipeline
 from cachedit.serving.app import build_app
 from cachedit.serving.config import ServerConfig

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cachedit.config_formats import load_config
-from cachedit.configs import ModelConfig, ModelSource
+from cachedit.zoo.model_config import ModelConfig, ModelSource
 from cachedit.harness.pipelines import load_pipeline
 from cachedit.serving.config import ServerConfig
 from cachedit.serving.errors import ApiError

@@ -12,7 +12,7 @@ from diffusers import FluxPipeline, FluxTransformer2DModel
 
 import cachedit
 from cachedit import DBCacheConfig
-from cachedit.configs import ModelConfig, ModelSource
+from cachedit.zoo.model_config import ModelConfig, ModelSource
 from cachedit.zoo import digits
 from cachedit.zoo.tiny_flux import TINY_FLUX_WEIGHTS, digit_inputs, load_tiny_flux
 from cachedit.harness.peers import PEERS

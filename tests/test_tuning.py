@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from cachedit.harness import tuning
 from cachedit.harness.benchmark import markdown as bench_markdown
-from cachedit.configs import TuneConfig
+from cachedit.harness.run_config import TuneConfig
 from cachedit.harness.runs import one_line
 from cachedit.harness.sweep import summarize
 from runners.callbacks import SweepSummaryCallback

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..configs import NoCacheConfig, RunConfig
+from ..configs import NoCacheConfig
 from ..zoo.entries import get_entry
 from ..stats import speedup_notes
 from .runs import cached_run, generate, warm_up, preflight
 from .metrics import fidelity
 from .peers import PEERS, check_peers
 from .pipelines import load_pipeline
+from .run_config import RunConfig
 
 __all__ = [
     "BASELINE", "BenchRow", "run_benchmark", "markdown"

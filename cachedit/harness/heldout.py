@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..configs import ModelConfig
+from ..zoo.model_config import ModelConfig
 from .calibrate import CalibrationCost, Fit, calibrate
 
 __all__ = ["Condition", "EDGE_LEVELS", "calibrated_methods", "conditions", "grid_edges", "margins_markdown",

@@ -15,7 +15,7 @@ import torch
 from accelerate import init_empty_weights
 
 from ..adapters import adapters_for_class
-from ..configs import ModelConfig, ModelSource
+from ..zoo.model_config import ModelConfig, ModelSource
 from ..zoo.entries import ZooEntry, get_entry
 
 __all__ = [

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache, summary
 from ..compiling import compile as compile_pipe
-from ..configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
+from ..configs import CompileMode, NoCacheConfig, ParallelMode, StepMaskName
 from ..distributed import (
     broadcast_from_rank_zero,
     check_parallel,
@@ -39,6 +39,7 @@ from ..stats import format_summary, speedup_warning
 from .images import save_grid
 from .metrics import fidelity
 from .pipelines import block_counts, load_pipeline, resolve_device, runnable_transformers
+from .run_config import DEFAULT_FEWER_STEPS, RunConfig
 
 __all__ = [
     "Generation", "preflight", "generate", "warm_up", "cached_run", "shared_output_dir", "run_name",

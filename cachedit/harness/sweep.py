@@ -25,6 +25,7 @@ from ..stats import speedup_notes
 from .fronts import pareto_mask, speedup_at
 from .metrics import FIDELITY_COLUMNS
 from .plots import plot_grid, plot_pareto
+from .run_config import TuneConfig
 
 __all__ = [
     "EARLIER", "KEPT", "SWEEP_FILES", "COLUMNS", "SweepSummary", "set_aside_earlier", "earlier_sweeps", "collect",
@@ -344,8 +345,6 @@ def markdown(summary: SweepSummary, psnr_floor: float) -> str:
 
 
 def _tune_config(records: list[dict]):
-    from ..configs import TuneConfig
-
     for stats in records:
         tune = _get(stats, "config", "tune")
         if tune:

@@ -16,7 +16,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 
-from ..configs import TuneConfig, TuneObjective
+from .run_config import TuneConfig, TuneObjective
 
 __all__ = [
     "PSNR_CAP", "FAILED_TRIAL_VALUE", "NOTHING_SKIPPED_VALUE", "PRESET_GROUPS", "skipped_nothing", "objective",

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 
 from ..config_types import check_types
-from ..configs import RunConfig, require
+from ..configs import require
+from ..harness.run_config import RunConfig
 
 __all__ = [
     "API_KEY_ENV", "ServerConfig", "ServeConfig"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..configs import ModelConfig, ModelSource
+from .model_config import ModelConfig, ModelSource
 
 DEFAULT_PROMPT = "a photo of a cat"
 

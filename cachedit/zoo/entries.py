@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..configs import ModelConfig, ModelSource
+from .model_config import ModelConfig, ModelSource
 from . import dit_families, replicas
 from .calls import call_kwargs, prompt_of
 from .dit_families import modular

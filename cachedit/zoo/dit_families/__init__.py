@@ -12,7 +12,7 @@ from __future__ import annotations
 import diffusers
 import torch
 
-from ...configs import ModelConfig, ModelSource
+from ..model_config import ModelConfig, ModelSource
 from ..calls import call_kwargs, prompt_of
 from . import audio, image, other, video
 from ._common import Spec

@@ -18,7 +18,7 @@ import diffusers
 import diffusers.modular_pipelines
 import torch
 
-from ...configs import ModelSource
+from ..model_config import ModelSource
 from ..calls import DEFAULT_PROMPT, call_kwargs, prompt_of
 from ._common import TOKENS, Spec, _emb
 
