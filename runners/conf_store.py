@@ -6,8 +6,8 @@ each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>
 
 from hydra.core.config_store import ConfigStore
 
+from cachedit.caches import CACHE_CONFIGS
 from cachedit.configs import (
-    CACHE_CONFIGS,
     CFGCacheConfig,
     ModelConfig,
     ParallelConfig,

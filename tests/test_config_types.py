@@ -17,17 +17,22 @@ import cachedit
 import cachedit.config_formats
 import cachedit.configs
 import cachedit.serving.config
+from cachedit.caches import dbcache, dbprune, forecast, none
 from cachedit.config_types import ALLOW_NONFINITE, ConfigTypeError, check_types, field_types
-from cachedit.configs import CACHE_CONFIGS, DBCacheConfig, ModelConfig, StepMaskName, TaylorSeerConfig
+from cachedit.caches import CACHE_CONFIGS, DBCacheConfig
+from cachedit.configs import ModelConfig, StepMaskName, TaylorSeerConfig
 from runners.conf_store import SCHEMAS
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline
 
 CONF = cachedit.configs.__file__.rsplit("/cachedit/", 1)[0] + "/conf"
 
 
+techniques = (none, dbcache, dbprune, forecast)
+
+
 def config_classes() -> list[type]:
     """Every dataclass defined in the config modules, plus every registered cache config (wherever defined)."""
-    modules = (cachedit.configs, cachedit.serving.config, cachedit.config_formats)
+    modules = (cachedit.configs, cachedit.serving.config, cachedit.config_formats, *techniques)
     found = {
         obj for module in modules for obj in vars(module).values()
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from runners.conf_store import register_configs
-from cachedit.configs import DBCacheConfig, ModelConfig, ModelSource, NoCacheConfig, RunConfig
+from cachedit.caches import DBCacheConfig, NoCacheConfig
+from cachedit.configs import ModelConfig, ModelSource, RunConfig
 from cachedit.harness.runs import preflight
 from cachedit.harness.pipelines import ModelNotReachableError
 from runners.overrides import unknown_key_message

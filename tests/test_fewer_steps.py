@@ -3,7 +3,8 @@ configuration that asks for it. The reference as a sweep computes it is tested i
 
 import pytest
 
-from cachedit.configs import ModelConfig, NoCacheConfig, RunConfig
+from cachedit.caches import NoCacheConfig
+from cachedit.configs import ModelConfig, RunConfig
 from cachedit.harness.sweep import verdict
 
 REFERENCE = [  # 20 steps uncached, against fewer

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from cachedit.harness import runs
-from cachedit.configs import DBCacheConfig, ModelConfig, RunConfig
+from cachedit.caches import DBCacheConfig
+from cachedit.configs import ModelConfig, RunConfig
 
 
 def test_images_and_stats_are_on_disk_when_the_metrics_run(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, RunConfig
+from cachedit.caches import DBCacheConfig
+from cachedit.configs import ModelConfig, ParallelConfig, RunConfig
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric
 from cachedit.harness.runs import preflight
 from cachedit.harness.parallel_check import cached_run, flux_replica

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..configs import NoCacheConfig, RunConfig
+from ..caches import NoCacheConfig
+from ..configs import RunConfig
 from ..zoo.entries import get_entry
 from ..stats import speedup_notes
 from .runs import cached_run, generate, warm_up, preflight

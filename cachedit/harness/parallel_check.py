@@ -18,7 +18,8 @@ import torch.distributed as dist
 
 from .. import distributed
 from ..cache import disable_cache, enable_cache, summary
-from ..configs import DBCacheConfig, ModelConfig, ParallelConfig
+from ..caches import DBCacheConfig
+from ..configs import ModelConfig, ParallelConfig
 from ..zoo.entries import get_entry
 from .pipelines import load_pipeline
 

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache, summary
 from ..compiling import compile as compile_pipe
-from ..configs import DEFAULT_FEWER_STEPS, CompileMode, NoCacheConfig, ParallelMode, RunConfig, StepMaskName
+from ..caches import NoCacheConfig
+from ..configs import DEFAULT_FEWER_STEPS, CompileMode, ParallelMode, RunConfig, StepMaskName
 from ..distributed import (
     broadcast_from_rank_zero,
     check_parallel,

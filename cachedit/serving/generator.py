@@ -35,7 +35,8 @@ from PIL import Image, UnidentifiedImageError
 import cachedit
 
 from ..config_formats import LoadedConfig, load_config
-from ..configs import ModelConfig, NoCacheConfig, StepMaskName
+from ..caches import NoCacheConfig
+from ..configs import ModelConfig, StepMaskName
 from ..harness.images import to_uint8
 from ..zoo.entries import get_entry
 from .admission import WorkRate

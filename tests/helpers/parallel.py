@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 
 from cachedit import cache, compiling, distributed
-from cachedit.configs import DBCacheConfig, ModelConfig, ParallelConfig, TaylorSeerConfig
+from cachedit.caches import DBCacheConfig
+from cachedit.configs import ModelConfig, ParallelConfig, TaylorSeerConfig
 from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 
