@@ -1,5 +1,6 @@
 """Every YAML composes into its typed schema; every bad input fails early with a message naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from runners.conf_store import register_configs
-from cachedit.caches import DBCacheConfig, NoCacheConfig
+from cachedit.caches import DBCacheConfig, FBCacheConfig, NoCacheConfig
 from cachedit.configs import ModelConfig, ModelSource, RunConfig
 from cachedit.harness.runs import preflight
 from cachedit.harness.pipelines import ModelNotReachableError
@@ -66,6 +67,10 @@ def test_the_default_run_is_the_embedded_model_with_dbcache():
 def test_fbcache_is_dbcache_f1b0():
     run = typed("cache=fbcache")
     assert isinstance(run.cache, DBCacheConfig) and (run.cache.Fn, run.cache.Bn) == (1, 0)
+    # the Python class is a DBCacheConfig too, and produces what `cache=fbcache` does: same knobs, name, run name
+    fbcache = FBCacheConfig()
+    assert isinstance(fbcache, DBCacheConfig) and dataclasses.asdict(fbcache) == dataclasses.asdict(run.cache)
+    assert (fbcache.name, fbcache.strify()) == ("dbcache", "DBCache_F1B0_W8_M-1_MC-1_R0.08") == (run.cache.name, run.cache.strify())
 
 
 def test_cache_none_is_no_cache():
