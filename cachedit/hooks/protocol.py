@@ -9,7 +9,8 @@ Glossary (each word is used in this sense only):
   technique that decides per block (DBPrune) is an engine of its own and has no policy.
 - *step rule* (`StepRule`): which steps must compute or must reuse whatever the technique decides (the step mask).
 - *calibrator* (`Calibrator`): estimates a skipped span's feature at a later position from the computed steps'
-  features (TaylorSeer); its settings are the engine's *forecast* (a `TaylorSeerConfig`).
+  features (TaylorSeer); its settings are the engine's *forecast* (a `TaylorSeerConfig`). (*Calibration*,
+  ``runners.calibrate``, is another thing: fitting a Forecast schedule's `compute_steps` offline.)
 - *schedule*: the steps a call computes, fixed from its step count before the call (Forecast Cache).
 - *stack*: the blocks one engine runs (a transformer's block lists, or one list of its own).
 - *branch*: one guidance branch (``cond``, ``uncond``; ``default`` where the pipeline names none); each keeps its own
