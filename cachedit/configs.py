@@ -21,7 +21,7 @@ from typing import Any
 # Importing omegaconf here is fine (it does not import Hydra); MISSING marks the fields a YAML must fill.
 from omegaconf import MISSING
 
-from .config_types import check_types, convert, field_types, short_repr
+from .config_types import check_types, convert, short_repr
 
 __all__ = [
     "DEVICE_PATTERN", "require", "ForecastAxis", "TaylorSeerCacheType", "TaylorSeerConfig", "StepMaskName",
