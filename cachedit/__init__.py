@@ -9,24 +9,10 @@ from .call_guard import request
 from .config_formats import LoadedConfig, load_config
 from .cache import disable_cache, enable_cache, is_cache_enabled, summary
 from .compiling import compile
-from .configs import (
-    CacheConfig,
-    CFGCacheConfig,
-    DBCacheConfig,
-    DBPruneConfig,
-    ForecastCacheConfig,
-    NoCacheConfig,
-    ParallelConfig,
-    StepMaskConfig,
-    TaylorSeerConfig,
-)
+from .caches import CacheConfig, DBCacheConfig, DBPruneConfig, FBCacheConfig, ForecastCacheConfig, NoCacheConfig
+from .configs import CFGCacheConfig, ParallelConfig, StepMaskConfig, TaylorSeerConfig
 from .plan import CachePlan, resolve_plan
 from .stats import format_summary
-
-
-def FBCacheConfig(**kwargs) -> DBCacheConfig:
-    """First Block Cache: DBCache with ``Fn=1, Bn=0``."""
-    return DBCacheConfig(Fn=1, Bn=0, **kwargs)
 
 
 __all__ = [

@@ -17,7 +17,8 @@ import torch
 from .adapters import BlockAdapter
 from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transformer, wrap_transformer
 from .config_formats import LoadedConfig, load_config
-from .configs import CFGCacheConfig, DBCacheConfig, StepMaskConfig, TaylorSeerConfig
+from .caches import DBCacheConfig
+from .configs import CFGCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .hooks import attach_engine, detach_engine
 from .hooks.lifecycle import Lifecycle, with_call_start
 from .plan import CachePlan, resolve_plan
@@ -146,10 +147,10 @@ def enable_cache(
         pipe: a diffusers pipeline (see ``cachedit.supported_pipelines()``), or any object whose transformer(s)
             the given `adapters` describe, or a bare transformer (`torch.nn.Module`) whose sampling loop someone
             else owns: each request then runs inside ``with cachedit.request(transformer, num_inference_steps=N):``.
-        config (`CacheConfig`, *optional*): the cache policy (`DBCacheConfig`, `ForecastCacheConfig`, `DBPruneConfig`,
+        config (`CacheConfig`, *optional*): the cache technique (`DBCacheConfig`, `ForecastCacheConfig`, `DBPruneConfig`,
             `NoCacheConfig`, or any registered `cachedit.CacheConfig`); or anything ``cachedit.load_config`` takes
             (a preset/experiment path, a cache-dit/vLLM-Omni flat dict, our keys).
-        taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (policies that take it: DBCache).
+        taylorseer (`TaylorSeerConfig`, *optional*): forecast skipped spans (techniques that take it: DBCache).
         scm (`StepMaskConfig`, *optional*): steps that must compute.
         cfg (`CFGCacheConfig`, *optional*): how guidance branches share state.
         adapters (`list[BlockAdapter]`, *optional*): where the blocks are; defaults to the registry entry of

@@ -25,7 +25,8 @@ import torch
 from torch._dynamo.exc import FailOnRecompileLimitHit
 
 from .adapters import adapters_for
-from .configs import CompileMode, _enum
+from .config_types import convert
+from .configs import CompileMode
 
 __all__ = [
     "compile", "check_cacheable"
@@ -151,7 +152,7 @@ def compile(pipe, mode: str | CompileMode = CompileMode.regional, *, adapters=No
     """
     from .hooks.attach import has_cache_hooks
 
-    mode = _enum(CompileMode, mode, "compile")
+    mode = convert(mode, CompileMode, "compile")
     pairs = list(_transformers_and_blocks(pipe, adapters))
     for transformer, blocks in pairs:  # restore first: switching modes never stacks two compiles
         for module in [transformer, *blocks]:

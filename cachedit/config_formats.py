@@ -17,17 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .config_types import ConfigTypeError, check_types, convert, field_types, short_repr
-from .configs import (
-    CACHE_CONFIGS,
-    CacheConfig,
-    CFGCacheConfig,
-    DBCacheConfig,
-    NoCacheConfig,
-    StepMaskConfig,
-    StepMaskName,
-    StepMaskPolicy,
-    TaylorSeerConfig,
-)
+from .caches import CACHE_CONFIGS, CacheConfig, DBCacheConfig, NoCacheConfig
+from .configs import CFGCacheConfig, MaskedOffSteps, StepMaskConfig, StepMaskName, TaylorSeerConfig
 
 __all__ = [
     "GROUPS", "CACHE_DIT_KEYS", "CACHE_DIT_EXTRA", "CACHE_DIT_TAYLORSEER_ORDER", "LoadedConfig",
@@ -50,7 +41,7 @@ CACHE_DIT_EXTRA = {
     "enable_taylorseer": ("enable_taylorseer", bool),
     "taylorseer_order": ("taylorseer.order", int),
     "scm_steps_mask_policy": ("scm.mask", StepMaskName | None),  # None: no mask, as in cache-dit
-    "scm_steps_policy": ("scm.policy", StepMaskPolicy),
+    "scm_steps_policy": ("scm.policy", MaskedOffSteps),
 }
 CACHE_DIT_TAYLORSEER_ORDER = 1  # cache-dit's default order when `enable_taylorseer` is set without one
 

@@ -23,8 +23,9 @@ import torch
 
 from .adapters import BlockAdapter, adapters_for
 from .compiling import check_cacheable
-from .configs import CFGCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
-from .hooks import build_engine, check_combination, detach_copied_hooks, detach_engine
+from .caches import NoCacheConfig, build_engine, check_combination
+from .configs import CFGCacheConfig, StepMaskConfig, TaylorSeerConfig
+from .hooks import detach_copied_hooks, detach_engine
 from .stats import CacheStats
 
 __all__ = ["CachePlan", "PlannedStack", "resolve_plan"]

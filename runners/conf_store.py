@@ -10,7 +10,8 @@ each YAML option extends its schema with ``defaults: [/cachedit/<group>/<schema>
 
 from hydra.core.config_store import ConfigStore
 
-from cachedit.configs import CACHE_CONFIGS, CFGCacheConfig, ParallelConfig, StepMaskConfig, TaylorSeerConfig
+from cachedit.caches import CACHE_CONFIGS
+from cachedit.configs import CFGCacheConfig, ParallelConfig, StepMaskConfig, TaylorSeerConfig
 from cachedit.harness.run_config import RunConfig, TuneConfig
 from cachedit.harness.run_dirs import register_resolver
 from cachedit.serving.config import ServeConfig, ServerConfig

@@ -7,7 +7,7 @@ import torch
 
 import cachedit
 from cachedit import CFGCacheConfig, DBCacheConfig, DBPruneConfig, StepMaskConfig, TaylorSeerConfig
-from cachedit.hooks.step_mask import compute_steps
+from cachedit.hooks.step_mask import masked_in_steps
 from cachedit.zoo import replicas as replica_models
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
@@ -154,7 +154,7 @@ def test_static_mask_computes_exactly_the_masked_steps():
     scm = StepMaskConfig(mask="fast", policy="static")
     _, _, summary = toy_run(DBCacheConfig(Fn=1, residual_diff_threshold=0, max_warmup_steps=0), steady_inputs(28), scm=scm)
     computed = {i for i, d in enumerate(decisions(summary)) if d == "C"}
-    assert computed == compute_steps(scm, 28)
+    assert computed == masked_in_steps(scm, 28)
 
 
 def test_dynamic_mask_lets_the_cache_decide_off_mask():
@@ -162,7 +162,7 @@ def test_dynamic_mask_lets_the_cache_decide_off_mask():
     config = DBCacheConfig(Fn=1, residual_diff_threshold=ALWAYS, max_warmup_steps=0, max_continuous_cached_steps=1)
     _, _, summary = toy_run(config, steady_inputs(28), scm=scm)
     steps = decisions(summary)
-    assert all(steps[i] == "C" for i in compute_steps(scm, 28))
+    assert all(steps[i] == "C" for i in masked_in_steps(scm, 28))
     assert "cc" not in steps  # the cap still applies off the mask
 
 
@@ -175,7 +175,7 @@ def test_mask_follows_the_step_count_of_each_call(replicas):
             replica(num_inference_steps=steps)
             (branch,) = cachedit.summary(replica.pipe)["branches"].values()  # CFG batched: one branch
             decided = branch["decisions"]
-            assert {i for i, d in enumerate(decided) if d == "C"} == compute_steps(scm, steps)
+            assert {i for i, d in enumerate(decided) if d == "C"} == masked_in_steps(scm, steps)
     finally:
         cachedit.disable_cache(replica.pipe)
 

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 import cachedit
 from runners.conf_store import register_configs
-from cachedit.configs import DBCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
+from cachedit.caches import DBCacheConfig, NoCacheConfig
+from cachedit.configs import StepMaskConfig, TaylorSeerConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

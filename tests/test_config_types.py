@@ -19,8 +19,9 @@ import cachedit.configs
 import cachedit.harness.run_config
 import cachedit.serving.config
 import cachedit.zoo.model_config
+from cachedit.caches import CACHE_CONFIGS, DBCacheConfig, dbcache, dbprune, forecast, none
 from cachedit.config_types import ALLOW_NONFINITE, ConfigTypeError, check_types, field_types
-from cachedit.configs import CACHE_CONFIGS, DBCacheConfig, StepMaskName, TaylorSeerConfig
+from cachedit.configs import StepMaskName, TaylorSeerConfig
 from cachedit.harness.run_config import RunConfig
 from cachedit.zoo.model_config import ModelConfig, ModelSource, TorchDtype
 from runners.conf_store import SCHEMAS
@@ -29,11 +30,14 @@ from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline
 CONF = cachedit.configs.__file__.rsplit("/cachedit/", 1)[0] + "/conf"
 
 
+techniques = (none, dbcache, dbprune, forecast)
+
+
 def config_classes() -> list[type]:
-    """Every dataclass defined in the config modules of every layer, plus every registered cache config (wherever
-    defined)."""
+    """Every dataclass defined in the config modules of every layer and in every technique module, plus every
+    registered cache config (wherever defined)."""
     modules = (cachedit.configs, cachedit.zoo.model_config, cachedit.harness.run_config, cachedit.serving.config,
-               cachedit.config_formats)
+               cachedit.config_formats, *techniques)
     found = {
         obj for module in modules for obj in vars(module).values()
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__

@@ -1,5 +1,6 @@
 """Every YAML composes into its typed schema; every bad input fails early with a message naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from runners.conf_store import register_configs
-from cachedit.configs import DBCacheConfig, NoCacheConfig
+from cachedit.caches import DBCacheConfig, FBCacheConfig, NoCacheConfig
 from cachedit.zoo.model_config import ModelConfig, ModelSource
 from cachedit.harness.run_config import RunConfig
 from cachedit.harness.runs import preflight
@@ -67,6 +68,10 @@ def test_the_default_run_is_the_embedded_model_with_dbcache():
 def test_fbcache_is_dbcache_f1b0():
     run = typed("cache=fbcache")
     assert isinstance(run.cache, DBCacheConfig) and (run.cache.Fn, run.cache.Bn) == (1, 0)
+    # the Python class is a DBCacheConfig too, and produces what `cache=fbcache` does: same knobs, name, run name
+    fbcache = FBCacheConfig()
+    assert isinstance(fbcache, DBCacheConfig) and dataclasses.asdict(fbcache) == dataclasses.asdict(run.cache)
+    assert (fbcache.name, fbcache.strify()) == ("dbcache", "DBCache_F1B0_W8_M-1_MC-1_R0.08") == (run.cache.name, run.cache.strify())
 
 
 def test_cache_none_is_no_cache():

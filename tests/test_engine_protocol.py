@@ -1,32 +1,42 @@
 """The written engine protocol (cachedit/hooks/protocol.py), the lifecycle that drives it, and the plan resolved once.
 
-A new policy is one file (its `Policy` and its registration), one config and one YAML: here the first two live in
-this test, and enable_cache, the stats, `load_config`, the Hydra schemas and the sweep's labels pick it up unchanged.
+A new technique is two files: its module (config, policy, one `register` call) and its YAML option. Here both are
+written into temporary directories, and enable_cache, the stats, `load_config`, the Hydra composition, the sweep's
+labels and the tiny DiT pick the technique up with no other edit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import importlib
+import sys
+import textwrap
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 import cachedit
 from cachedit.adapters.patterns import HIDDEN_OUT
-from cachedit.configs import CACHE_CONFIGS, CacheConfig, DBCacheConfig
-from cachedit.hooks import policies
+from cachedit.caches import CACHE_CONFIGS, TECHNIQUES, DBCacheConfig
 from cachedit.hooks.attach import attach_engine, detach_engine
 from cachedit.hooks.lifecycle import Lifecycle
-from cachedit.hooks.protocol import CacheEngine, Policy, StepContext
-from cachedit.hooks.span import SpanEngine
+from cachedit.hooks.protocol import CacheEngine
 from cachedit.plan import resolve_plan
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
+CONF = __file__.rsplit("/tests/", 1)[0] + "/conf"
 
-@pytest.fixture
-def every_other():
-    """A policy written against the protocol alone: after `warmup` steps, skip every other step."""
+# File 1 of 2: the technique's module, as it would lie in cachedit/caches/every_other.py.
+TECHNIQUE_MODULE = """
+    from dataclasses import dataclass
+
+    from cachedit.caches import CacheConfig, register
+    from cachedit.config_types import check_types
+    from cachedit.hooks.protocol import Policy, StepContext
+
 
     @dataclass
     class EveryOtherConfig(CacheConfig):
@@ -35,10 +45,14 @@ def every_other():
         Bn: int = 0
         warmup: int = 2
 
+        def __post_init__(self) -> None:
+            check_types(self)
+
         def strify(self) -> str:
             return f"EveryOther_F{self.Fn}B{self.Bn}_W{self.warmup}"
 
-    class EveryOther(Policy):
+
+    class EveryOther(Policy):  # after `warmup` steps, skip every other step
         measures_change = False
 
         def __init__(self, config):
@@ -51,17 +65,37 @@ def every_other():
         def record(self, step: StepContext, skipped: bool):
             self.recorded.append((step.branch, step.index, skipped))
 
-    def build(config, blocks, stats, name, list_starts, *, taylorseer=None, **kwargs):
-        return SpanEngine(config, blocks, stats, name, list_starts, policy=EveryOther(config), calibrator=taylorseer,
-                          **kwargs)
 
-    policies.register(EveryOtherConfig, build, takes_taylorseer=True)
-    yield EveryOtherConfig
+    register(EveryOtherConfig, policy=EveryOther, takes_taylorseer=True)
+"""
+
+# File 2 of 2: its YAML option, as it would lie in conf/cache/every_other.yaml.
+TECHNIQUE_YAML = """
+    defaults:
+      - /cachedit/cache/every_other@_here_
+      - _self_
+
+    warmup: 3
+"""
+
+
+@pytest.fixture
+def every_other(tmp_path, monkeypatch):
+    """The technique's two files, written and imported; the config class it registers."""
+    (tmp_path / "every_other.py").write_text(textwrap.dedent(TECHNIQUE_MODULE))
+    (tmp_path / "conf" / "cache").mkdir(parents=True)
+    (tmp_path / "conf" / "cache" / "every_other.yaml").write_text(textwrap.dedent(TECHNIQUE_YAML))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("every_other")
+    yield module.EveryOtherConfig
     CACHE_CONFIGS.pop("every_other")
-    policies.ENGINES.pop(EveryOtherConfig)
+    TECHNIQUES.pop(module.EveryOtherConfig)
+    sys.modules.pop("every_other")
 
 
-def test_a_new_policy_needs_only_its_config_and_its_registration(every_other):
+def test_a_new_technique_is_its_module_and_its_yaml(every_other, tmp_path):
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "conf/cache/every_other.yaml", "every_other.py"]
     pipe = ToyPipeline()
     inputs = steady_inputs(8, drift=0.01)
     uncached = pipe(inputs)
@@ -87,6 +121,53 @@ def test_a_new_policy_needs_only_its_config_and_its_registration(every_other):
 
     assert schemas()[("cache", "every_other")] is every_other
     assert _describe(dataclasses.asdict(every_other()), "every_other") == ("every_other F1B0", "EveryOther_F1B0_W2")
+
+
+def _compose(tmp_path, *overrides):
+    """What ``python -m runners.generate`` composes, with the technique's YAML directory on the search path."""
+    from runners.conf_store import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=CONF):
+            config = compose("generate", overrides=[f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *overrides])
+            return OmegaConf.to_object(config)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def one_torch_thread():
+    # on 2 shared cores, 2 torch threads run >10x slower than 1 whenever another process competes
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_a_new_technique_composes_through_hydra_and_runs_on_the_tiny_dit(every_other, tmp_path, one_torch_thread):
+    from cachedit.zoo.tiny_dit import load_tiny_dit
+
+    run = _compose(tmp_path, "model=tiny_dit", "cache=every_other")
+    assert run.cache == every_other(warmup=3)  # the YAML's own key over the schema's default
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+
+    def draw():
+        generator = torch.Generator("cpu").manual_seed(0)
+        return pipe([4], num_inference_steps=8, generator=generator, output_type="pt").images
+
+    uncached = draw()
+    cachedit.enable_cache(pipe, run.cache)
+    cached = draw()
+    assert cachedit.summary(pipe)["cached_steps"] == 3  # steps 3, 5 and 7 of 8, after the YAML's warmup of 3
+    assert not torch.equal(cached, uncached)
+    cachedit.disable_cache(pipe)
+
+    # a warmup as long as the call skips nothing: bit-exact with the uncached run
+    cachedit.enable_cache(pipe, _compose(tmp_path, "model=tiny_dit", "cache=every_other", "cache.warmup=8").cache)
+    assert torch.equal(draw(), uncached) and cachedit.summary(pipe)["cached_steps"] == 0
 
 
 class RecordingEngine(CacheEngine):

@@ -3,7 +3,7 @@ configuration that asks for it. The reference as a sweep computes it is tested i
 
 import pytest
 
-from cachedit.configs import NoCacheConfig
+from cachedit.caches import NoCacheConfig
 from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.run_config import RunConfig
 from cachedit.harness.sweep import verdict

@@ -8,6 +8,7 @@ from diffusers.models.cache_utils import CacheMixin
 import cachedit
 from cachedit import ForecastCacheConfig
 from cachedit.adapters.patterns import HIDDEN_OUT
+from cachedit.caches.forecast import computed_steps, why_nothing_skips
 from cachedit.harness.metrics import psnr
 from cachedit.zoo.tiny_dit import load_tiny_dit
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
@@ -16,28 +17,28 @@ from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
 
 def test_default_schedule_spreads_the_computed_steps_evenly_from_step_0():
-    assert sorted(ForecastCacheConfig().scheduled_steps(28)) == [0, 4, 8, 12, 16, 20, 24]  # no warmup, no last step
-    assert sorted(ForecastCacheConfig(interval=28 / 6).scheduled_steps(28)) == [0, 5, 9, 14, 19, 23]  # 4.67, 9.33, ...
-    assert sorted(ForecastCacheConfig(interval=2.5).scheduled_steps(10)) == [0, 3, 5, 8]  # 2.5 and 7.5 round up
-    assert ForecastCacheConfig(interval=1).scheduled_steps(10) == frozenset(range(10))
+    assert sorted(computed_steps(ForecastCacheConfig(), 28)) == [0, 4, 8, 12, 16, 20, 24]  # no warmup, no last step
+    assert sorted(computed_steps(ForecastCacheConfig(interval=28 / 6), 28)) == [0, 5, 9, 14, 19, 23]  # 4.67, 9.33, ...
+    assert sorted(computed_steps(ForecastCacheConfig(interval=2.5), 10)) == [0, 3, 5, 8]  # 2.5 and 7.5 round up
+    assert computed_steps(ForecastCacheConfig(interval=1), 10) == frozenset(range(10))
 
 
 def test_interval_counts_from_the_last_warmup_step():
-    assert sorted(ForecastCacheConfig(warmup=3, interval=4).scheduled_steps(28)) == [0, 1, 2, 6, 10, 14, 18, 22, 26]
-    assert sorted(ForecastCacheConfig(warmup=3, interval=4, compute_last_step=True).scheduled_steps(28))[-1] == 27
+    assert sorted(computed_steps(ForecastCacheConfig(warmup=3, interval=4), 28)) == [0, 1, 2, 6, 10, 14, 18, 22, 26]
+    assert sorted(computed_steps(ForecastCacheConfig(warmup=3, interval=4, compute_last_step=True), 28))[-1] == 27
 
 
 def test_fitted_schedule_keeps_its_instants_at_other_step_counts():
     config = ForecastCacheConfig(compute_steps=[0, 4, 9, 13, 19, 23, 26], reference_steps=28)
-    assert sorted(config.scheduled_steps(28)) == [0, 4, 9, 13, 19, 23, 26]
+    assert sorted(computed_steps(config, 28)) == [0, 4, 9, 13, 19, 23, 26]
     # step s covers the share [s, s + 1) / 28 of the call; at N steps the step covering its middle computes
-    assert sorted(config.scheduled_steps(56)) == [0, 9, 19, 27, 39, 47, 53]  # (s + 1/2) * 2, step 0 stays
-    assert sorted(config.scheduled_steps(14)) == [0, 2, 4, 6, 9, 11, 13]  # 4.5 / 2 -> 2, 26.5 / 2 -> 13
-    assert sorted(config.scheduled_steps(20)) == [0, 3, 6, 9, 13, 16, 18]  # 26 -> 18, not the last step
-    assert sorted(config.scheduled_steps(50)) == [0, 8, 16, 24, 34, 41, 47]
-    assert config.why_nothing_skips(20) is None
-    assert sorted(config.scheduled_steps(6)) == [0, 2, 4, 5] and config.why_nothing_skips(6) is None
-    assert config.scheduled_steps(7) == frozenset(range(7)) and "cannot skip at 7 steps" in config.why_nothing_skips(7)
+    assert sorted(computed_steps(config, 56)) == [0, 9, 19, 27, 39, 47, 53]  # (s + 1/2) * 2, step 0 stays
+    assert sorted(computed_steps(config, 14)) == [0, 2, 4, 6, 9, 11, 13]  # 4.5 / 2 -> 2, 26.5 / 2 -> 13
+    assert sorted(computed_steps(config, 20)) == [0, 3, 6, 9, 13, 16, 18]  # 26 -> 18, not the last step
+    assert sorted(computed_steps(config, 50)) == [0, 8, 16, 24, 34, 41, 47]
+    assert why_nothing_skips(config, 20) is None
+    assert sorted(computed_steps(config, 6)) == [0, 2, 4, 5] and why_nothing_skips(config, 6) is None
+    assert computed_steps(config, 7) == frozenset(range(7)) and "cannot skip at 7 steps" in why_nothing_skips(config, 7)
 
 
 def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
@@ -58,7 +59,7 @@ def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
     [
         (dict(interval=0), "`interval` must be >= 1"),
         (dict(interval=0.5), "`interval` must be >= 1"),
-        (dict(forecast_axis="sigma"), "`forecast_axis` must be one of step, timestep; got 'sigma'"),
+        (dict(forecast_axis="sigma"), "`forecast_axis` must be one of ['step', 'timestep'], got 'sigma'"),
         (dict(order=4), "`order` must be in [0, 3]"),
         (dict(warmup=0), "`warmup` must be >= 1"),
         (dict(compute_steps=[1, 5]), "`compute_steps` must include step 0"),

@@ -144,6 +144,8 @@ def lowest_reader(home: Path, source: str | None = None, readers: dict[Path, str
             return True
         return False
 
+    for name in public_names("cachedit"):  # the library's public API (`cachedit.X`) is read by its users: the core
+        lower(name, "core")
     readers = readers or {}
     for path in sorted({*SOURCES, *readers} - {home}):
         exported = set(_exported(path))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cachedit.harness import runs
-from cachedit.configs import DBCacheConfig
+from cachedit.caches import DBCacheConfig
 from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.run_config import RunConfig
 

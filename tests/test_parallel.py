@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from cachedit.configs import DBCacheConfig, ParallelConfig
+from cachedit.caches import DBCacheConfig
+from cachedit.configs import ParallelConfig
 from cachedit.zoo.model_config import ModelConfig
 from cachedit.harness.run_config import RunConfig
 from cachedit.distributed import check_parallel, local_metrics, reduce_metric

@@ -11,14 +11,14 @@ import torch
 
 import cachedit
 from cachedit.configs import StepMaskConfig
-from cachedit.hooks.step_mask import compute_steps
+from cachedit.hooks.step_mask import masked_in_steps
 
 ALWAYS_REUSE = cachedit.DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=10.0, max_warmup_steps=0)
 FAST_STATIC = StepMaskConfig(mask="fast", policy="static")
 
 
 def expected(num_steps: int) -> str:
-    steps = compute_steps(FAST_STATIC, num_steps)
+    steps = masked_in_steps(FAST_STATIC, num_steps)
     return "".join("C" if s in steps else "c" for s in range(num_steps))
 
 

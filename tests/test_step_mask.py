@@ -3,7 +3,7 @@
 import pytest
 
 from cachedit.configs import StepMaskConfig
-from cachedit.hooks.step_mask import COMPUTE, DECIDE, REUSE, StepMask, compute_steps
+from cachedit.hooks.step_mask import COMPUTE, DECIDE, REUSE, StepMask, masked_in_steps
 
 PROMISED_OF_28 = {"slow": 18, "medium": 15, "fast": 11, "ultra": 8}
 
@@ -11,7 +11,7 @@ PROMISED_OF_28 = {"slow": 18, "medium": 15, "fast": 11, "ultra": 8}
 @pytest.mark.parametrize("mask", PROMISED_OF_28)
 @pytest.mark.parametrize("num_steps", [28, 50])
 def test_named_masks_compute_their_budget(mask, num_steps):
-    steps = compute_steps(StepMaskConfig(mask=mask), num_steps)
+    steps = masked_in_steps(StepMaskConfig(mask=mask), num_steps)
     assert len(steps) == round(PROMISED_OF_28[mask] * num_steps / 28)
     assert 0 in steps and num_steps - 1 in steps and max(steps) < num_steps
     first_third = (len(steps) + 2) // 3
@@ -19,14 +19,14 @@ def test_named_masks_compute_their_budget(mask, num_steps):
 
 
 def test_fast_at_28_steps_exactly():
-    assert sorted(compute_steps(StepMaskConfig(mask="fast"), 28)) == [0, 1, 2, 3, 6, 10, 13, 17, 20, 24, 27]
+    assert sorted(masked_in_steps(StepMaskConfig(mask="fast"), 28)) == [0, 1, 2, 3, 6, 10, 13, 17, 20, 24, 27]
 
 
 def test_custom_mask_and_its_bounds():
     config = StepMaskConfig(mask="custom", compute_steps=[0, 2, 9])
-    assert compute_steps(config, 10) == {0, 2, 9}
+    assert masked_in_steps(config, 10) == {0, 2, 9}
     with pytest.raises(ValueError, match=r"\[9\] lie beyond this call's 8 steps"):
-        compute_steps(config, 8)
+        masked_in_steps(config, 8)
 
 
 def test_a_different_step_count_regenerates_the_mask():
@@ -57,5 +57,5 @@ def test_bad_mask_configs_are_refused():
 @pytest.mark.parametrize("num_steps", [1, 2, 3, 4])
 @pytest.mark.parametrize("mask", ["slow", "medium", "fast", "ultra"])
 def test_few_steps_still_compute_the_first_and_the_last_step(mask, num_steps):
-    steps = compute_steps(StepMaskConfig(mask=mask), num_steps)
+    steps = masked_in_steps(StepMaskConfig(mask=mask), num_steps)
     assert {0, num_steps - 1} <= steps <= set(range(num_steps)), sorted(steps)

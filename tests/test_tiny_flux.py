@@ -127,7 +127,7 @@ def test_the_text_stream_left_uncached_matters_only_through_trailing_blocks(pipe
 
 def test_taylorseer_on_a_text_stream_left_uncached_is_refused():
     from cachedit.configs import TaylorSeerConfig
-    from cachedit.hooks import check_combination
+    from cachedit.caches import check_combination
 
     with pytest.raises(ValueError, match=r"set `taylorseer.encoder=false` too"):
         check_combination(DBCacheConfig(cache_encoder=False), TaylorSeerConfig(order=1))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..configs import NoCacheConfig
+from ..caches import NoCacheConfig
 from ..zoo.entries import get_entry
 from ..stats import speedup_notes
 from .runs import cached_run, generate, warm_up, preflight

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..cache import disable_cache, enable_cache
-from ..configs import ForecastCacheConfig
+from ..caches import ForecastCacheConfig
 from ..plan import resolve_plan
 from .metrics import psnr
 from .pareto import BlockCounter

@@ -18,7 +18,8 @@ import torch.distributed as dist
 
 from .. import distributed
 from ..cache import disable_cache, enable_cache, summary
-from ..configs import DBCacheConfig, ParallelConfig
+from ..caches import DBCacheConfig
+from ..configs import ParallelConfig
 from ..zoo.model_config import ModelConfig
 from ..zoo.entries import get_entry
 from .pipelines import load_pipeline

@@ -14,9 +14,8 @@ from typing import Any
 from omegaconf import MISSING
 
 from ..config_types import check_types, short_repr
+from ..caches import CACHE_CONFIGS, CacheConfig
 from ..configs import (
-    CACHE_CONFIGS,
-    CacheConfig,
     CFGCacheConfig,
     CompileMode,
     ParallelConfig,

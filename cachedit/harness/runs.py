@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ..cache import disable_cache, enable_cache, summary
 from ..compiling import compile as compile_pipe
-from ..configs import CompileMode, NoCacheConfig, ParallelMode, StepMaskName
+from ..caches import NoCacheConfig
+from ..configs import CompileMode, ParallelMode, StepMaskName
 from ..distributed import (
     broadcast_from_rank_zero,
     check_parallel,

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..configs import CacheConfig, NoCacheConfig
+from ..caches import CacheConfig, NoCacheConfig
 from ..stats import speedup_notes
 from .fronts import pareto_mask, speedup_at
 from .metrics import FIDELITY_COLUMNS

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..adapters.patterns import StreamReader
-from ..configs import ForecastCacheConfig
+from ..caches import ForecastCacheConfig
 from ..plan import resolve_plan
 from .pareto import BlockCounter
 

@@ -1,4 +1,4 @@
-"""What every cache engine shares: its block stack, the step mask, and routing between guidance branches."""
+"""What every cache engine shares: its block stack, its step rule, and routing between guidance branches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from ..adapters.patterns import ForwardPattern, StreamReader
 from ..configs import CFGCacheConfig, StepMaskConfig, StepMaskName
 from ..stats import CacheStats
-from .protocol import DECIDE, CacheEngine, StepContext
+from .protocol import CacheEngine, StepContext, StepRule
 from .step_mask import StepMask
 
 
@@ -20,7 +20,6 @@ class StackEngine(CacheEngine):
         blocks: list[tuple[torch.nn.Module, ForwardPattern]],
         stats: CacheStats,
         name: str = "transformer",
-        list_starts: tuple[int, ...] = (0,),
         scm: StepMaskConfig | None = None,
         cfg: CFGCacheConfig | None = None,
     ) -> None:
@@ -29,27 +28,23 @@ class StackEngine(CacheEngine):
         self.name = name
         self.num_blocks = len(blocks)
         self.patterns = [pattern for _, pattern in blocks]
-        self.list_starts = list_starts  # stack index where each block list begins
         self.readers = [StreamReader(block, pattern) for block, pattern in blocks]
-        self.mask = StepMask(scm) if scm is not None and scm.mask != StepMaskName.none else None
+        masked = scm is not None and scm.mask != StepMaskName.none
+        self.step_rule: StepRule = StepMask(scm) if masked else StepRule()
         self.cfg = cfg if cfg is not None else CFGCacheConfig()
         self.leader_decisions: dict[int, bool] = {}  # step -> skipped, when branches share decisions
 
     @property
     def needs_step_count(self) -> bool:
-        return self.mask is not None
+        return self.step_rule.needs_step_count
 
     def reset(self) -> None:
         self.leader_decisions = {}
 
     def begin_call(self, num_steps: int | None) -> None:
-        if self.mask is not None:
-            self.mask.begin_call(num_steps)
+        self.step_rule.begin_call(num_steps)
 
-    # ---------------------------------------------------------------- the step rule and the leading branch
-
-    def step_rule(self, step: int) -> str:
-        return self.mask.rule(step) if self.mask is not None else DECIDE
+    # ---------------------------------------------------------------- the leading branch
 
     def follows_leader(self, step: StepContext) -> bool:
         """True for the second guidance branch when it reuses the first branch's decisions."""

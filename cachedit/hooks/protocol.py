@@ -1,13 +1,25 @@
 """The engine protocol: what the hooks hand an engine, and the parts an engine is built from.
 
-Per pipeline call the lifecycle (`hooks/lifecycle.py`) tells each engine that the call begins
-(`CacheEngine.begin_call`), then, per transformer call of one guidance branch, that a step begins
-(`CacheEngine.begin_step`) and each block is about to run (`CacheEngine.run_block`), with a `StepContext`.
-Engines decide with a `Policy` (skip the span this step?), may estimate what they skip with a `Calibrator`
-(TaylorSeer), and defer to a `StepRule` (the step mask) and the leading guidance branch before their policy.
+Glossary (each word is used in this sense only):
 
-A new policy is one file in `cachedit/hooks/policies/` (its `Policy` and its registration), one config (a
-`cachedit.configs.CacheConfig` subclass) and one YAML (`conf/cache/<name>.yaml`).
+- *technique*: one cache method (DBCache, DBPrune, Forecast Cache): a config, and either a policy or an engine of
+  its own, in one module of `cachedit/caches/` that registers them.
+- *policy* (`Policy`): decides, once per step of a branch, whether a span technique skips its span.
+- *engine* (`CacheEngine`): runs one stack's blocks under one technique: the `SpanEngine` runs a policy's span; a
+  technique that decides per block (DBPrune) is an engine of its own and has no policy.
+- *step rule* (`StepRule`): which steps must compute or must reuse whatever the technique decides (the step mask).
+- *calibrator* (`Calibrator`): estimates a skipped span's feature at a later position from the computed steps'
+  features (TaylorSeer); its settings are the engine's *forecast* (a `TaylorSeerConfig`). (*Calibration*,
+  ``runners.calibrate``, is another thing: fitting a Forecast schedule's `compute_steps` offline.)
+- *schedule*: the steps a call computes, fixed from its step count before the call (Forecast Cache).
+- *stack*: the blocks one engine runs (a transformer's block lists, or one list of its own).
+- *branch*: one guidance branch (``cond``, ``uncond``; ``default`` where the pipeline names none); each keeps its own
+  `EngineState`.
+
+Per pipeline call the lifecycle (`hooks/lifecycle.py`) tells each engine that the call begins
+(`CacheEngine.begin_call`), then, per transformer call of one branch, that a step begins (`CacheEngine.begin_step`)
+and each block is about to run (`CacheEngine.run_block`), with a `StepContext`. Engines defer to their step rule and
+to the leading branch before their policy.
 """
 
 from __future__ import annotations
@@ -17,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+
+from ..configs import ForecastAxis, TaylorSeerConfig
 
 # What a step rule says of a step: it must compute, it must reuse (static mask), or the policy decides.
 COMPUTE, REUSE, DECIDE = "compute", "reuse", "decide"
@@ -45,12 +59,17 @@ class StepContext:
     state: Any
 
 
-class EngineState(Protocol):
-    """What an engine remembers per guidance branch between steps."""
+class EngineState(ABC):
+    """What an engine remembers per branch between steps; a new one is what `reset()` makes."""
 
+    def __init__(self) -> None:
+        self.reset()
+
+    @abstractmethod
     def reset(self) -> None:
         """Forget everything (a new call, or a new sampling loop within one)."""
 
+    @abstractmethod
     def invalidate(self) -> None:
         """Drop cached tensors (the input changed shape, dtype or device): the next step computes everything."""
 
@@ -62,11 +81,21 @@ class Policy(ABC):
     """
 
     measures_change: bool = True  # `decide` reads the change of the first blocks' residual (a device-host sync)
-    forecast_axis: str = "step"  # what a calibrator's positions are: "step" (the index) or "timestep"
+    forecast_axis: ForecastAxis = ForecastAxis.step  # what a calibrator's positions are
     needs_step_count: bool = False  # `begin_call` must know the call's real step count (a schedule)
     # `decide` reads the calibrator's estimate of its own forecast error at this step instead of a measured change
     # (no block runs for it; one device-to-host read per computed step)
     estimates_forecast_error: bool = False
+    forecast: TaylorSeerConfig | None = None  # a forecast of the policy's own (else the user's, where it takes one)
+    moves_encoder: bool = True  # a skipped span moves the encoder (text) stream by its cached residual too
+
+    def optional_tail(self) -> set[int]:
+        """Trailing blocks (0 .. Bn-1) that may reuse their own residual on a skipped step (`tail_reuses`)."""
+        return set()
+
+    def tail_reuses(self, change: float) -> bool:
+        """Whether an optional trailing block reuses its residual at a skipped step with this measured change."""
+        return False
 
     def begin_call(self, num_steps: int | None) -> None:
         """Size whatever depends on the call's step count (at the call's first step)."""
@@ -90,16 +119,24 @@ class Calibrator(Protocol):
 
     def update(self, position: float, feature: torch.Tensor) -> None: ...
 
-    def predict(self, position: float) -> torch.Tensor: ...
+    def predict(self, position: float, order: int) -> torch.Tensor: ...
+
+    def error_estimate(self, position: float, order: int) -> float | None:
+        """The estimated relative error of the order-`order` forecast at `position`; None until it can tell."""
 
 
-class StepRule(Protocol):
-    """Which steps must compute, whatever the policy says (the step computation mask)."""
+class StepRule:
+    """Which steps must compute or must reuse, whatever the technique decides. This one leaves every step to it;
+    `hooks/step_mask.py`'s `StepMask` is the rule users set (``scm``)."""
 
-    def begin_call(self, num_steps: int | None) -> None: ...
+    needs_step_count: bool = False  # `begin_call` must know the call's real step count
+
+    def begin_call(self, num_steps: int | None) -> None:
+        """Size the rule for a call of `num_steps` steps."""
 
     def rule(self, step: int) -> str:
         """COMPUTE, REUSE or DECIDE."""
+        return DECIDE
 
 
 class CacheEngine(ABC):

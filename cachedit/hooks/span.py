@@ -1,5 +1,6 @@
 """The span engine: compute a stack's first `Fn` and last `Bn` blocks every step, and let a `Policy` decide per step
-whether the middle is skipped (DBCache, FBCache, Forecast Cache; definitions: DESIGN.md §3).
+whether the middle is skipped (the span techniques of `cachedit/caches/`: DBCache, FBCache, Forecast Cache;
+definitions: DESIGN.md §3). It knows no technique's knobs: what is not span geometry (`Fn`, `Bn`) it asks the policy.
 
 Per transformer call (one denoising step of one guidance branch):
 
@@ -10,8 +11,8 @@ Per transformer call (one denoising step of one guidance branch):
   the forecast of the residual or of the output). The middle is cut into segments at block-list boundaries, each
   with its own residual, because transformers may transform the streams between lists (FLUX.2 and Chroma
   concatenate text and image tokens there): a residual never spans such a transformation;
-- blocks ``[L - Bn, L)`` always compute (or, outside ``Bn_compute_blocks_ids``, reuse their own residual while the
-  change stays below ``non_compute_blocks_diff_threshold``).
+- blocks ``[L - Bn, L)`` always compute, except those the policy calls optional (`Policy.optional_tail`), which on
+  a skipped step reuse their own residual where the policy says so for the measured change (`Policy.tail_reuses`).
 
 With ``Fn=0`` (the forecast's default) the policy decides as the step begins, and a skipped step runs no block.
 """
@@ -21,10 +22,10 @@ from __future__ import annotations
 import torch
 
 from ..adapters.patterns import ENCODER, HIDDEN
-from ..configs import TaylorSeerCacheType, TaylorSeerConfig
+from ..configs import ForecastAxis, TaylorSeerCacheType, TaylorSeerConfig
 from ..distributed import reduce_metric
 from .engine import StackEngine
-from .protocol import COMPUTE, REUSE, Calibrator, Policy, StepContext
+from .protocol import COMPUTE, REUSE, Calibrator, EngineState, Policy, StepContext
 from .taylorseer import TaylorSeerState
 
 Streams = dict[str, torch.Tensor]
@@ -45,11 +46,8 @@ def sub_streams(a: Streams, b: Streams) -> Streams:
     return {s: a[s] - b[s] for s in a}
 
 
-class SpanState:
-    """Everything one guidance branch remembers between its steps; `reset()` restores what `__init__` set."""
-
-    def __init__(self) -> None:
-        self.reset()
+class SpanState(EngineState):
+    """Everything one guidance branch remembers between its steps."""
 
     def reset(self) -> None:
         self.position = 0.0  # where the step lies on the calibrator's axis: the step index, or a timestep
@@ -73,12 +71,14 @@ class SpanState:
 
 
 class SpanEngine(StackEngine):
-    """One stack's span cache: the bookkeeping of computed and skipped spans; `policy` decides, `calibrator`
-    (TaylorSeer, *optional*) forecasts what is skipped."""
+    """One stack's span cache: the bookkeeping of computed and skipped spans; `policy` decides, `forecast`
+    (TaylorSeer settings, *optional*) makes the calibrators that estimate what is skipped.
+
+    `list_starts` are the stack indices where each block list begins: the middle is cut there into segments."""
 
     def __init__(self, config, blocks, stats, name="transformer", list_starts=(0,), *, policy: Policy,
-                 calibrator: TaylorSeerConfig | None = None, **kwargs) -> None:
-        super().__init__(config, blocks, stats, name, list_starts, **kwargs)
+                 forecast: TaylorSeerConfig | None = None, **kwargs) -> None:
+        super().__init__(config, blocks, stats, name, **kwargs)
         self.policy = policy
         self.middle = range(config.Fn, self.num_blocks - config.Bn)
         cuts = sorted({self.middle.start, self.middle.stop, *(s for s in list_starts if s in self.middle)})
@@ -87,15 +87,13 @@ class SpanEngine(StackEngine):
         self.segment_ends = {seg[-1]: i for i, seg in enumerate(self.segments)}
         self.head_starts = [s for s in list_starts if s < config.Fn] or [0]
         tail = range(self.num_blocks - config.Bn, self.num_blocks)
-        always = getattr(config, "Bn_compute_blocks_ids", None)  # DBCache's knobs; other policies' tails always compute
-        self.optional_tail = set() if always is None else {tail[j] for j in range(config.Bn) if j not in always}
-        self.calibrator = calibrator if calibrator is not None and calibrator.order > 0 else None
-        # the calibrator forecasts the segment's residual (added to its input), or else its output
+        self.optional_tail = {tail[j] for j in policy.optional_tail()}
+        self.forecast = forecast if forecast is not None and forecast.order > 0 else None
+        # the calibrators forecast the segment's residual (added to its input), or else its output
         residual = TaylorSeerCacheType.residual
-        self.forecasts_residual = self.calibrator is not None and self.calibrator.cache_type == residual
+        self.forecasts_residual = self.forecast is not None and self.forecast.cache_type == residual
         # an error estimate needs one more divided difference than the forecast uses
-        self.estimates_error = self.calibrator is not None and policy.estimates_forecast_error
-        self.cache_encoder = getattr(config, "cache_encoder", True)  # DBCache's knob: move the text stream too
+        self.estimates_error = self.forecast is not None and policy.estimates_forecast_error
 
     def new_state(self) -> SpanState:
         return SpanState()
@@ -115,7 +113,7 @@ class SpanEngine(StackEngine):
         state = step.state
         state.skip = False
         state.segment_inputs = {}
-        by_timestep = self.policy.forecast_axis == "timestep" and step.timestep is not None
+        by_timestep = self.policy.forecast_axis == ForecastAxis.timestep and step.timestep is not None
         state.position = step.timestep if by_timestep else float(step.index)
         if self.config.Fn == 0:
             self._decide(step, None)
@@ -172,18 +170,18 @@ class SpanEngine(StackEngine):
     # ---------------------------------------------------------------- estimate of a skipped middle
 
     def _forecast_streams(self, residual: Streams) -> list[str]:
-        if self.calibrator is None:
+        if self.forecast is None:
             return []
-        return [s for s in residual if s == HIDDEN or (s == ENCODER and self.calibrator.encoder)]
+        return [s for s in residual if s == HIDDEN or (s == ENCODER and self.forecast.encoder)]
 
     def _update_forecast(self, step: StepContext, segment: int, outputs: Streams) -> None:
         state = step.state
         residual = state.segment_residuals[segment]
         for stream in self._forecast_streams(residual):
             key = (segment, stream)
-            if key not in state.calibrators or step.index < self.calibrator.differences_from_step:
+            if key not in state.calibrators or step.index < self.forecast.differences_from_step:
                 # an early step: its value only
-                state.calibrators[key] = TaylorSeerState(self.calibrator.order + self.estimates_error)
+                state.calibrators[key] = TaylorSeerState(self.forecast.order + self.estimates_error)
             feature = residual[stream] if self.forecasts_residual else outputs[stream]
             state.calibrators[key].update(state.position, feature)
 
@@ -193,9 +191,9 @@ class SpanEngine(StackEngine):
         residual = state.segment_residuals[segment]
         estimate = add_streams(inputs, residual)
         for stream in self._forecast_streams(residual):
-            forecast = state.calibrators[(segment, stream)].predict(state.position, self.calibrator.order)
+            forecast = state.calibrators[(segment, stream)].predict(state.position, self.forecast.order)
             estimate[stream] = inputs[stream] + forecast if self.forecasts_residual else forecast
-        if ENCODER in estimate and not self.cache_encoder:
+        if ENCODER in estimate and not self.policy.moves_encoder:
             estimate[ENCODER] = inputs[ENCODER]  # the text tokens pass the span as they entered it
         return estimate
 
@@ -227,14 +225,14 @@ class SpanEngine(StackEngine):
     def _forecast_error(self, state: SpanState) -> float | None:
         """The largest estimated relative forecast error over the segments' streams at this step; None until every
         one can estimate (or before any step computed)."""
-        estimates = [c.error_estimate(state.position, self.calibrator.order) for c in state.calibrators.values()]
+        estimates = [c.error_estimate(state.position, self.forecast.order) for c in state.calibrators.values()]
         if not estimates or None in estimates:
             return None
         return max(estimates)
 
     def _skips(self, step: StepContext, has_cache: bool) -> bool:
         """The step's decision: the step rule and the leading guidance branch first, then the policy."""
-        rule = self.step_rule(step.index)
+        rule = self.step_rule.rule(step.index)
         if rule == COMPUTE or not has_cache:
             skip = False
         elif self.follows_leader(step):
@@ -246,4 +244,4 @@ class SpanEngine(StackEngine):
 
     def _reuse_tail(self, state: SpanState, index: int) -> bool:
         # A skipping step always has a diff: skipping needs a comparable reference.
-        return index in state.tail_residuals and state.diff <= self.config.non_compute_blocks_diff_threshold
+        return index in state.tail_residuals and self.policy.tail_reuses(state.diff)

@@ -1,15 +1,15 @@
-"""Step computation masks: which steps of a call must compute, from a named budget or an explicit list."""
+"""Step computation masks (``scm``): the step rule users set, from a named budget or an explicit list."""
 
 from __future__ import annotations
 
-from ..configs import StepMaskConfig, StepMaskName, StepMaskPolicy
+from ..configs import MaskedOffSteps, StepMaskConfig, StepMaskName
+from .protocol import COMPUTE, DECIDE, REUSE, StepRule
 
 # Steps that compute out of 28; rescaled to the actual step count.
 BUDGETS_OF_28 = {StepMaskName.slow: 18, StepMaskName.medium: 15, StepMaskName.fast: 11, StepMaskName.ultra: 8}
-from .protocol import COMPUTE, DECIDE, REUSE  # noqa: F401 - re-exported: the step rule's answers
 
 
-def compute_steps(config: StepMaskConfig, num_steps: int) -> frozenset[int]:
+def masked_in_steps(config: StepMaskConfig, num_steps: int) -> frozenset[int]:
     """The 0-based steps that must compute in a call of `num_steps` steps.
 
     Named masks spend a third of their budget (rounded up) on the first steps, where the image takes shape, and
@@ -29,8 +29,10 @@ def compute_steps(config: StepMaskConfig, num_steps: int) -> frozenset[int]:
     return frozenset(range(first)) | frozenset(spread) | {num_steps - 1}
 
 
-class StepMask:
+class StepMask(StepRule):
     """A step mask resolved for the current call; regenerated whenever the step count changes."""
+
+    needs_step_count = True
 
     def __init__(self, config: StepMaskConfig) -> None:
         self.config = config
@@ -41,10 +43,10 @@ class StepMask:
         if num_steps is None:
             raise ValueError("A step mask (`scm`) needs the call's `num_inference_steps`, and this pipeline has none.")
         if num_steps != self.num_steps:
-            self.num_steps, self.steps = num_steps, compute_steps(self.config, num_steps)
+            self.num_steps, self.steps = num_steps, masked_in_steps(self.config, num_steps)
 
     def rule(self, step: int) -> str:
         """COMPUTE (masked in), REUSE (masked off, static) or DECIDE (masked off, dynamic)."""
         if step in self.steps:
             return COMPUTE
-        return REUSE if self.config.policy == StepMaskPolicy.static else DECIDE
+        return REUSE if self.config.policy == MaskedOffSteps.static else DECIDE

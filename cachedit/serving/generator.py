@@ -35,7 +35,8 @@ from PIL import Image, UnidentifiedImageError
 import cachedit
 
 from ..config_formats import LoadedConfig, load_config
-from ..configs import NoCacheConfig, StepMaskName
+from ..caches import NoCacheConfig
+from ..configs import StepMaskName
 from ..zoo.model_config import ModelConfig
 from ..harness.images import to_uint8
 from ..zoo.entries import get_entry

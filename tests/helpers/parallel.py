@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 
 from cachedit import cache, compiling, distributed
-from cachedit.configs import DBCacheConfig, ParallelConfig, TaylorSeerConfig
+from cachedit.caches import DBCacheConfig
+from cachedit.configs import ParallelConfig, TaylorSeerConfig
 from cachedit.zoo.model_config import ModelConfig
 from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline

@@ -1,0 +1,193 @@
+"""Forecast Cache: the steps of its schedule compute, the others forecast the skipped span (definitions:
+`ForecastCacheConfig`). Its config, its schedule (`computed_steps`) and its policy (`SchedulePolicy`).
+
+The span engine's bookkeeping with a schedule instead of a measured change, so with `Fn=0` a skipped step runs no
+block at all and the decision needs no device-to-host sync (with `tolerance`, one read per computed step). The
+forecast's axis is the step index, or with `forecast_axis="timestep"` the timestep the pipeline passes (the step
+index where there is none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config_types import check_types
+from ..configs import ForecastAxis, TaylorSeerCacheType, TaylorSeerConfig, require
+from ..hooks.protocol import Policy, StepContext
+from . import CacheConfig, register
+
+__all__ = ["ForecastCacheConfig", "SchedulePolicy", "computed_steps", "why_nothing_skips"]
+
+
+@dataclass
+class ForecastCacheConfig(CacheConfig):
+    r"""Forecast Cache: on scheduled steps compute the blocks, on every other step compute none of the middle and
+    forecast its residual from the computed steps with a Newton polynomial in the step index (or the timestep:
+    `forecast_axis`; TaylorSeer's idea applied to the whole span). A skipped step costs only the `Fn` + `Bn` blocks
+    that always run (none by default), so the work saved is the share of skipped steps.
+
+    Why it beats reuse: a cached residual reused unchanged is at best what running fewer steps gives (the
+    Euler step with a constant velocity is the same update); a forecast of order 1 is a multistep method that
+    follows the trajectory's trend between computed steps.
+
+    The schedule (`computed_steps`). Without `compute_steps` (the default, no calibration): step 0 computes, then the step nearest to every
+    `interval`-th position after it (0, 4, 8, ... at `interval=4`; 0, 5, 9, 14, ... at 4.67), so the computed steps
+    are spread evenly over the whole call. Why this and not the former warmup of 2 then every `interval`-th step
+    (which trailed diffusers' TaylorSeer on whole blocks): replaying diffusers' own computed steps, this forecast (the
+    whole span's residual, in the timestep) scores 0.8-1.1 dB above diffusers' (each block's output, in the step
+    index) on the tiny DiT, so diffusers led by its schedule alone: it spends no step right after its warmup and
+    often none at the end, where the former schedule spent both. A warmup step buys less fidelity than a step
+    spent later (the first residual reused over the first gap is a small error), and the last steps are forecast
+    well from the trend. At 45 dB and above `warmup=2` is the better setting (the bench sweeps both).
+
+    A fitted schedule (`compute_steps`, from ``python -m runners.calibrate``) is a set of stretches of the call's
+    time: step `s` of `reference_steps` covers the share ``[s, s + 1) / reference_steps`` of the call; a call of `N`
+    steps computes the step covering the middle of each (``floor((s + 1/2) * N / reference_steps)``; step 0 stays). The
+    forecast's errors follow the gaps on that axis, which this keeps, so the fidelity stays about that of the
+    fitted step count, and the schedule computes as many steps as it lists (fewer where two land on one step; a
+    call too short to skip anything says so in its summary). Not the nearest start (``s * N / reference_steps``
+    rounded): that moves a step fitted just before the end onto the last step (26 of 28 -> 19 of 20), which
+    measured 4 dB worse at 20 steps.
+
+    Args:
+        Fn (`int`, defaults to `0`): leading blocks computed at every step (0: skip the whole stack).
+        Bn (`int`, defaults to `0`): trailing blocks computed at every step, correcting the forecast.
+        order (`int`, defaults to `1`): order of the forecast (0 reuses the last residual, 1 is linear in the
+            timestep, 2 quadratic). Order 1 is the robust choice on trained models; higher orders amplify noise.
+        warmup (`int`, defaults to `1`): steps at the start of each call that always compute (without
+            `compute_steps`); the interval counts from the last of them.
+        interval (`float`, defaults to `4.0`): after the warmup, the step nearest to every `interval`-th position
+            computes (1 never skips; a fraction spreads the computed steps evenly, e.g. 28 / 6 = 4.67).
+        compute_last_step (`bool`, defaults to `False`): also compute the last step (without `compute_steps`).
+        compute_steps (`list[int]`, *optional*): the 0-based steps that compute, fitted for a call of
+            `reference_steps` steps and placed by time share at other step counts; overrides warmup/interval.
+        reference_steps (`int`, defaults to `28`): the step count `compute_steps` was fitted for.
+        tolerance (`float`, *optional*): decide online instead: skip a step only while the estimated relative
+            error of the forecast there stays at most this. The estimate is the next Newton term (the forecast's
+            divided difference of order + 1 times the gaps to the computed steps, as an adaptive ODE solver's
+            embedded error estimate): no block runs for it, one device-to-host read per computed step. Until
+            `order` + 2 steps computed, the schedule decides. Measured on the tiny DiT it does not beat the even
+            schedule, so it is off by default.
+        forecast_axis (`ForecastAxis`, defaults to `step`): what the forecast is polynomial in: `step` (the step
+            index) or `timestep` (the timestep the pipeline passes, uneven under FLUX's shift). Under tiny FLUX's
+            shift, replaying diffusers' TaylorSeer schedules, the step axis scored 0.0-0.2 dB above diffusers and the
+            timestep axis 1.9-2.3 dB below it; where timesteps are evenly spaced (the tiny DiT) both are the same.
+        per_transformer (`dict`, defaults to `{}`): knob overrides per transformer.
+    """
+
+    name: str = "forecast"
+    Fn: int = 0
+    Bn: int = 0
+    order: int = 1
+    warmup: int = 1
+    interval: float = 4.0
+    compute_last_step: bool = False
+    compute_steps: list[int] | None = None
+    reference_steps: int = 28
+    tolerance: float | None = None
+    forecast_axis: ForecastAxis = ForecastAxis.step
+    per_transformer: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_types(self)  # before the range checks below compare anything
+        require(self.Fn >= 0 and self.Bn >= 0, f"`Fn` and `Bn` must be >= 0, got Fn={self.Fn}, Bn={self.Bn}.")
+        require(0 <= self.order <= 3, f"`order` must be in [0, 3], got {self.order}.")
+        require(self.warmup >= 1, f"`warmup` must be >= 1 (the first step has nothing to forecast from), got {self.warmup}.")
+        require(self.interval >= 1, f"`interval` must be >= 1 (1 computes every step), got {self.interval}.")
+        require(self.reference_steps >= 2, f"`reference_steps` must be >= 2, got {self.reference_steps}.")
+        require(self.tolerance is None or self.tolerance > 0,
+                f"`tolerance` must be > 0 (a relative error), or null for the schedule alone; got {self.tolerance}.")
+        if self.compute_steps is not None:
+            steps = list(self.compute_steps)
+            require(
+                bool(steps) and 0 in steps,
+                f"`compute_steps` must include step 0 (nothing to forecast from before it), got {steps}.",
+            )
+            bad = [s for s in steps if not 0 <= s < self.reference_steps]
+            require(not bad, f"`compute_steps` {bad} lie outside [0, {self.reference_steps - 1}] (`reference_steps`={self.reference_steps}).")
+            self.compute_steps = sorted(set(steps))
+        self.check_per_transformer()
+
+    def strify(self) -> str:
+        if self.compute_steps is not None:
+            schedule = f"S{len(self.compute_steps)}of{self.reference_steps}"
+        else:
+            schedule = f"W{self.warmup}I{self.interval:g}" + ("L" if self.compute_last_step else "")
+        return f"Forecast_F{self.Fn}B{self.Bn}_O{self.order}_{schedule}"
+
+
+def _nearest(x: float) -> int:
+    """The integer nearest to `x >= 0`, halves up (Python's `round` takes halves to even, 2.5 -> 2, 3.5 -> 4)."""
+    return int(x + 0.5)
+
+
+def computed_steps(config: ForecastCacheConfig, num_steps: int) -> frozenset[int]:
+    """The steps that compute in a call of `num_steps` steps (the rules: `ForecastCacheConfig`)."""
+    if config.compute_steps is not None:
+        share = num_steps / config.reference_steps
+        # step 0 stays step 0: nothing to forecast from before it
+        return frozenset(min(num_steps - 1, int((s + 0.5) * share)) if s else 0 for s in config.compute_steps)
+    steps = set(range(min(config.warmup, num_steps)))
+    k = 1
+    while (step := _nearest(config.warmup - 1 + k * config.interval)) < num_steps:
+        steps.add(step)
+        k += 1
+    if config.compute_last_step:
+        steps.add(num_steps - 1)
+    return frozenset(steps)
+
+
+def why_nothing_skips(config: ForecastCacheConfig, num_steps: int) -> str | None:
+    """Why a call of `num_steps` steps skips no step, in words; None where the schedule skips some."""
+    if len(computed_steps(config, num_steps)) < num_steps:
+        return None
+    if config.compute_steps is not None:
+        return (f"`compute_steps` ({len(config.compute_steps)} of {config.reference_steps} steps, placed by time share) "
+                f"land on every one of this call's {num_steps} steps: the schedule cannot skip at {num_steps} steps")
+    return f"`warmup={config.warmup}` and `interval={config.interval:g}` compute every one of this call's {num_steps} steps"
+
+
+class SchedulePolicy(Policy):
+    """Skip every step the schedule does not compute."""
+
+    measures_change = False
+    needs_step_count = True  # the schedule is sized by it
+
+    def __init__(self, config: ForecastCacheConfig) -> None:
+        self.config = config
+        self.forecast_axis = config.forecast_axis
+        self.estimates_forecast_error = config.tolerance is not None
+        self.schedule: frozenset[int] = frozenset()  # this call's, sized by `begin_call`
+        # its own calibrator settings: the forecast is the technique (the user's `taylorseer` is refused)
+        self.forecast = TaylorSeerConfig(order=config.order, cache_type=TaylorSeerCacheType.residual, encoder=True)
+
+    def begin_call(self, num_steps: int | None) -> None:
+        if num_steps is None:
+            raise ValueError(
+                "`cache=forecast` schedules its steps from the call's step count, and this call has none (no "
+                "`num_inference_steps`, no scheduler timesteps). Use `cache=dbcache` for pipelines without a step count."
+            )
+        self.schedule = computed_steps(self.config, num_steps)
+
+    def cannot_skip(self, num_steps: int | None) -> str | None:
+        if num_steps is None or len(self.schedule) < num_steps:  # `begin_call` sized the schedule: it skips
+            return None
+        return why_nothing_skips(self.config, num_steps)
+
+    def decide(self, step: StepContext, change: float | None) -> bool:
+        if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
+            return step.index not in self.schedule
+        return change <= self.config.tolerance
+
+
+def _check(config: ForecastCacheConfig, taylorseer: TaylorSeerConfig | None) -> None:
+    order = taylorseer.order if taylorseer is not None else 0
+    if order:
+        raise ValueError(
+            f"`taylorseer.order={order}` with `cache=forecast`: the forecast cache has its own `cache.order`; "
+            f"set that and leave `taylorseer=none`."
+        )
+
+
+register(ForecastCacheConfig, policy=SchedulePolicy, check=_check)
