@@ -60,12 +60,12 @@ class _CacheHandle:
             settings[name] = _plain(self.options.get(name))
         return settings
 
-    def begin_call(self, num_inference_steps: int | None, schedule=None) -> None:
-        """Every pipeline call starts from empty state, never inferred from a step counter. `schedule` reads the
-        steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
+    def begin_call(self, num_inference_steps: int | None, read_step_count=None) -> None:
+        """Every pipeline call starts from empty state, never inferred from a step counter. `read_step_count` reads
+        the steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
         self.stats.begin_call()
         for lifecycle in self.lifecycles:
-            lifecycle.begin_call(num_inference_steps, schedule)
+            lifecycle.begin_call(num_inference_steps, read_step_count)
 
 
 class CacheSummary(dict):
