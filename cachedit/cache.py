@@ -171,7 +171,7 @@ def enable_cache(
     handle = _CacheHandle(plan, type(pipe))
     separate = cfg.enable_separate_cfg if cfg is not None else CFGCacheConfig().enable_separate_cfg
     for stack in plan.stacks:
-        lifecycle = Lifecycle(stack.engine, separate_branches=separate)
+        lifecycle = Lifecycle(stack.engine, separate_branches=separate, call_facts=stack.call_facts)
         lifecycle.owner = handle
         attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
         handle.lifecycles.append(lifecycle)

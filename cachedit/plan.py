@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .adapters import BlockAdapter, adapters_for
+from .adapters import BlockAdapter, CallFacts, adapters_for, call_facts_for
 from .compiling import check_cacheable
 from .configs import CFGCacheConfig, NoCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .hooks import build_engine, check_combination, detach_copied_hooks, detach_engine
@@ -42,6 +42,7 @@ class PlannedStack:
         config: the stack's cache config, every override layer applied.
         blocks (`list`): ``[(block, pattern), ...]`` in forward order.
         engine: the stack's cache engine (`cachedit.hooks.protocol.CacheEngine`).
+        call_facts (`CallFacts`): what the transformer's calls mean (`cachedit.adapters.call_facts`).
     """
 
     attribute: str
@@ -51,6 +52,7 @@ class PlannedStack:
     config: object
     blocks: list
     engine: object
+    call_facts: CallFacts
 
 
 @dataclass
@@ -118,7 +120,7 @@ def resolve_plan(
                                       taylorseer=taylorseer, scm=scm, cfg=cfg)
                 suffix = stack.name if len(layout) > 1 else None
                 plan.stacks.append(PlannedStack(adapter.transformer, transformer, stack.name, suffix, stack_config,
-                                                stack.blocks, engine))
+                                                stack.blocks, engine, call_facts_for(transformer)))
     except Exception:
         for adapter in present:  # an adapter's patch (Latte's block pairs) may already sit on its transformer
             if isinstance(getattr(target, adapter.transformer, None), torch.nn.Module):

@@ -12,13 +12,16 @@ import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from ..distributed import context_parallel_group
 from ._diffusers import BaseState, CacheContextName
 from .protocol import CacheEngine, StepContext
+
+if TYPE_CHECKING:
+    from ..adapters import CallFacts
 
 DEFAULT_BRANCH = "default"
 SHARED_BRANCH = "shared"
@@ -188,13 +191,6 @@ class BranchStates(CacheContextName):
 _TIMESTEP_KEYS = ("timestep", "timesteps", "t", "sigma")
 
 
-def _writes_kv_cache(kwargs: dict) -> bool:
-    """FLUX.2 Klein KV's and Qwen-Image 2.1's first step and Wan-Animate 2's reference pass (``kv_cache_mode=
-    "extract"``); AnyFlow-FAR's re-encoding of a finished chunk (``kv_cache_flag["is_cache_step"]``)."""
-    flag = kwargs.get("kv_cache_flag")
-    return kwargs.get("kv_cache_mode") == "extract" or (isinstance(flag, dict) and bool(flag.get("is_cache_step")))
-
-
 def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
     """The transformer's latent input: ``hidden_states`` (or ``x``, ``visual_embed``), else the first argument. Of a
     list of latents (one per image) the first tensor stands for the batch."""
@@ -209,13 +205,16 @@ def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
 class Lifecycle:
     """Drives one engine through calls and steps; the engine's hooks forward to it.
 
-    A transformer call that stores every block's keys and values for later calls (`_writes_kv_cache`) runs uncached
-    and is no step of any branch: a skipped block would store nothing, and the calls that read them count as usual.
-    So does a call of another pipeline that shares the transformer (`serves_current_call`).
+    A transformer call that stores every block's keys and values for later calls (its class's `CallFacts` say when,
+    `cachedit.adapters.call_facts`) runs uncached and is no step of any branch: a skipped block would store nothing,
+    and the calls that read them count as usual. So does a call of another pipeline that shares the transformer
+    (`serves_current_call`). Without facts (`call_facts=None`) every call is a step.
     """
 
-    def __init__(self, engine: CacheEngine, separate_branches: bool = True) -> None:
+    def __init__(self, engine: CacheEngine, separate_branches: bool = True,
+                 call_facts: CallFacts | None = None) -> None:
         self.engine = engine
+        self.call_facts = call_facts
         self.states = BranchStates(lambda: BranchState(engine.new_state()), separate=separate_branches)
         self.owner = None  # the cache handle of the pipeline whose calls this engine serves (None: every call)
         self.bypass = False  # the current transformer call runs uncached and uncounted
@@ -245,7 +244,8 @@ class Lifecycle:
 
     def begin_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         """Before each transformer forward: bypass, or the branch and the step that begin."""
-        self.bypass = _writes_kv_cache(kwargs) or not serves_current_call(self.owner)
+        stores_kv = self.call_facts is not None and self.call_facts.stores_kv_cache(kwargs)
+        self.bypass = stores_kv or not serves_current_call(self.owner)
         if self.bypass:
             return
         self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
