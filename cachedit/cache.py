@@ -19,6 +19,7 @@ from .call_guard import CallGuard, TransformerHolder, holder_of, unwrap_transfor
 from .config_formats import LoadedConfig, load_config
 from .configs import CFGCacheConfig, DBCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .hooks import attach_engine, detach_engine
+from .hooks.attach import attach_forward_patch, detach_forward_patch
 from .hooks.lifecycle import Lifecycle, with_call_start
 from .plan import CachePlan, resolve_plan
 from .stats import format_summary
@@ -35,6 +36,7 @@ class _CacheHandle:
     plan: CachePlan
     original_class: type
     lifecycles: list = field(default_factory=list)  # one per planned stack
+    patches: list = field(default_factory=list)  # (transformer, hook) per attached forward patch, removed by reference
     guard: CallGuard = field(default_factory=CallGuard)  # one call at a time: state is per model
 
     @property
@@ -66,6 +68,10 @@ class _CacheHandle:
         self.stats.begin_call()
         for lifecycle in self.lifecycles:
             lifecycle.begin_call(num_inference_steps, read_step_count)
+
+    def detach_patches(self) -> None:
+        while self.patches:
+            detach_forward_patch(*self.patches.pop())
 
 
 class CacheSummary(dict):
@@ -170,11 +176,18 @@ def enable_cache(
     # Nothing was attached before this point: a bad config or adapter leaves the pipeline untouched.
     handle = _CacheHandle(plan, type(pipe))
     separate = cfg.enable_separate_cfg if cfg is not None else CFGCacheConfig().enable_separate_cfg
-    for stack in plan.stacks:
-        lifecycle = Lifecycle(stack.engine, separate_branches=separate, call_facts=stack.call_facts)
-        lifecycle.owner = handle
-        attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
-        handle.lifecycles.append(lifecycle)
+    try:
+        for stack in plan.stacks:
+            lifecycle = Lifecycle(stack.engine, separate_branches=separate, call_facts=stack.call_facts)
+            lifecycle.owner = handle
+            if stack.forward_patch is not None:  # before the engine's hooks, which then see each call first
+                hook = attach_forward_patch(stack.transformer, stack.forward_patch, stack.hook_suffix)
+                handle.patches.append((stack.transformer, hook))
+            attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
+            handle.lifecycles.append(lifecycle)
+    except Exception:
+        handle.detach_patches()  # e.g. the transformer is cached by another pipeline: leave no patch behind
+        raise
     setattr(pipe, _HANDLE, handle)
     if not isinstance(pipe, TransformerHolder):  # a bare transformer's requests begin at `cachedit.request`
         namespace = {"__deepcopy__": _deepcopy_cached, "__reduce_ex__": _reduce_cached}
@@ -212,6 +225,7 @@ def disable_cache(pipe):
     target = _target(pipe)
     handle = getattr(target, _HANDLE)
     with handle.guard.hold():  # never pull the hooks from under a running call
+        handle.detach_patches()
         for transformer in handle.transformers:
             detach_engine(transformer)
         target.__class__ = handle.original_class

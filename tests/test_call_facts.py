@@ -1,5 +1,6 @@
 """Family quirks are data: a transformer class's `CallFacts` drive the lifecycle, a class without them gets the
-generic path."""
+generic path; an adapter's forward patch (Latte's block pairs) is attached at enable time, never while a plan
+resolves, and removed by the reference `attach_forward_patch` returned."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import cachedit
 from cachedit import DBCacheConfig
 from cachedit.adapters import CallFacts, KwargSays, call_facts_for
 from cachedit.adapters.call_facts import CALL_FACTS, GENERIC
+from cachedit.hooks.attach import ForwardPatchHook, attach_forward_patch, detach_engine, detach_forward_patch
 from cachedit.plan import resolve_plan
+from tests.conftest import Replica
 from tests.helpers.toy import TOY_ADAPTERS, ToyTransformer, steady_inputs
 
 SKIPPING = DBCacheConfig(Fn=1, Bn=0, residual_diff_threshold=0.5, max_warmup_steps=0)
@@ -91,3 +94,51 @@ def test_a_transformer_without_facts_takes_the_generic_path(store_fact):
     # Each store pass is a step like any call: the step's second call at the same timestep is branch default#1.
     assert summary["steps"] == 2 * STEPS
     assert sorted(summary["branches"]) == ["transformer/default", "transformer/default#1"]
+
+
+def _doubled(module, forward, args, kwargs):
+    return 2 * forward(*args, **kwargs)
+
+
+def _plus_one(module, forward, args, kwargs):
+    return forward(*args, **kwargs) + 1
+
+
+def test_a_forward_patch_is_removed_by_the_reference_it_returned_and_only_by_it():
+    transformer = ToyTransformer(num_blocks=2)
+    x = steady_inputs(1)[0]
+    with torch.no_grad():
+        plain = transformer(x)
+        doubled = attach_forward_patch(transformer, _doubled, "a")
+        plus_one = attach_forward_patch(transformer, _plus_one, "b")
+        assert torch.equal(transformer(x), 2 * plain + 1)
+        detach_engine(transformer)  # the engines' hooks only: a patch belongs to whoever attached it
+        assert torch.equal(transformer(x), 2 * plain + 1)
+        detach_forward_patch(transformer, plus_one)
+        assert torch.equal(transformer(x), 2 * plain)
+        assert list(transformer._diffusers_hook.hooks.values()) == [doubled]
+        with pytest.raises(RuntimeError, match="not attached"):
+            detach_forward_patch(transformer, plus_one)
+        detach_forward_patch(transformer, doubled)
+        assert torch.equal(transformer(x), plain) and not transformer._diffusers_hook.hooks
+
+
+def _hooks(module: torch.nn.Module) -> list:
+    return [hook for m in module.modules() if hasattr(m, "_diffusers_hook") for hook in m._diffusers_hook.hooks.values()]
+
+
+def test_resolving_the_latte_plan_attaches_nothing_enabling_attaches_its_patch_and_disabling_removes_it():
+    replica = Replica("latte", num_inference_steps=2, height=64, width=64)
+    transformer = replica.pipe.transformer
+    modules, forward = list(transformer.modules()), transformer.forward
+    plan = resolve_plan(replica.pipe, DBCacheConfig())
+    (stack,) = plan.stacks
+    assert stack.forward_patch is not None and len(stack.blocks) == len(transformer.transformer_blocks)
+    assert _hooks(transformer) == [] and list(transformer.modules()) == modules and transformer.forward == forward
+
+    cachedit.enable_cache(replica.pipe, DBCacheConfig())
+    (patched, hook), = replica.pipe._cachedit.patches
+    assert patched is transformer and isinstance(hook, ForwardPatchHook) and hook in _hooks(transformer)
+    cachedit.disable_cache(replica.pipe)
+    assert _hooks(transformer) == [] and list(transformer.modules()) == modules
+    assert transformer.forward.__func__ is type(transformer).forward

@@ -95,3 +95,14 @@ def test_the_layer_check_resolves_relative_imports():
     found = list(imports(ROOT / "cachedit" / "hooks" / "engine.py", "from ..harness.runs import preflight\n"))
     assert found == [("cachedit.harness.runs", ["preflight"])]
     assert (layer_of("cachedit.hooks.engine"), layer_of(found[0][0])) == ("core", "harness")
+
+
+ADAPTERS = sorted((ROOT / "cachedit" / "adapters").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", ADAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_adapters_never_import_the_hooks(path):
+    """Within the core the adapters describe (layouts, call facts, forward patches) and the hooks attach: the
+    arrow only runs from hooks and plan to adapters."""
+    found = [target for target, _ in imports(path) if target == "cachedit.hooks" or target.startswith("cachedit.hooks.")]
+    assert not found, f"{module_name(path)} imports {found}"
