@@ -139,6 +139,11 @@ def test_resolving_the_latte_plan_attaches_nothing_enabling_attaches_its_patch_a
     cachedit.enable_cache(replica.pipe, DBCacheConfig())
     (patched, hook), = replica.pipe._cachedit.patches
     assert patched is transformer and isinstance(hook, ForwardPatchHook) and hook in _hooks(transformer)
+    attached = _hooks(transformer)
+    sharing = type(replica.pipe).__mro__[1](**replica.pipe.components)  # the LattePipeline class, same transformer
+    with pytest.raises(RuntimeError, match="caching was enabled on another pipeline that shares this transformer"):
+        cachedit.enable_cache(sharing, DBCacheConfig())
+    assert _hooks(transformer) == attached and not cachedit.is_cache_enabled(sharing)  # nothing of it stays
     cachedit.disable_cache(replica.pipe)
     assert _hooks(transformer) == [] and list(transformer.modules()) == modules
     assert transformer.forward.__func__ is type(transformer).forward

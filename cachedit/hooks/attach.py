@@ -131,7 +131,9 @@ def attach_forward_patch(transformer: torch.nn.Module, patch, stack: str | None 
     `detach_forward_patch` takes. Attach it before the engine: the engine's root hook then sees the call first."""
     hook = ForwardPatchHook(patch)
     name = _FORWARD_PATCH_HOOK if stack is None else f"{_FORWARD_PATCH_HOOK}:{stack}"
-    HookRegistry.check_if_exists_or_initialize(transformer).register_hook(hook, name)
+    registry = HookRegistry.check_if_exists_or_initialize(transformer)
+    _refuse_taken(registry, name, transformer)
+    registry.register_hook(hook, name)
     return hook
 
 
@@ -151,16 +153,20 @@ def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], l
     """Hook `lifecycle` (and its engine) onto `transformer` and its `blocks`; `stack` makes the hook names unique."""
     root_name, block_name = _names(stack)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
-    if root_name in registry.hooks:
-        raise RuntimeError(
-            f"{type(transformer).__name__} already has a cache hook `{root_name}`: caching was enabled on another "
-            f"pipeline that shares this transformer (caching belongs to the pipeline that enabled it). Call "
-            f"`cachedit.disable_cache` on that pipeline first, or give this one its own copy of the transformer."
-        )
+    _refuse_taken(registry, root_name, transformer)
     registry.register_hook(CacheRootHook(lifecycle), root_name)
     for index, block in enumerate(blocks):
         HookRegistry.check_if_exists_or_initialize(block).register_hook(CacheBlockHook(lifecycle, index), block_name)
     registry.invalidate_child_registries_cache()
+
+
+def _refuse_taken(registry: HookRegistry, name: str, transformer: torch.nn.Module) -> None:
+    if name in registry.hooks:
+        raise RuntimeError(
+            f"{type(transformer).__name__} already has a cache hook `{name}`: caching was enabled on another "
+            f"pipeline that shares this transformer (caching belongs to the pipeline that enabled it). Call "
+            f"`cachedit.disable_cache` on that pipeline first, or give this one its own copy of the transformer."
+        )
 
 
 def detach_engine(transformer: torch.nn.Module, copied_only: bool = False) -> None:
