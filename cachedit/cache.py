@@ -20,6 +20,7 @@ from .config_formats import LoadedConfig, load_config
 from .caches import DBCacheConfig
 from .configs import CFGCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .hooks import attach_engine, detach_engine
+from .hooks.attach import attach_forward_patch, detach_forward_patch
 from .hooks.lifecycle import Lifecycle, with_call_start
 from .plan import CachePlan, resolve_plan
 from .stats import format_summary
@@ -36,6 +37,7 @@ class _CacheHandle:
     plan: CachePlan
     original_class: type
     lifecycles: list = field(default_factory=list)  # one per planned stack
+    patches: list = field(default_factory=list)  # (transformer, hook) per attached forward patch, removed by reference
     guard: CallGuard = field(default_factory=CallGuard)  # one call at a time: state is per model
 
     @property
@@ -61,12 +63,16 @@ class _CacheHandle:
             settings[name] = _plain(self.options.get(name))
         return settings
 
-    def begin_call(self, num_inference_steps: int | None, schedule=None) -> None:
-        """Every pipeline call starts from empty state, never inferred from a step counter. `schedule` reads the
-        steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
+    def begin_call(self, num_inference_steps: int | None, read_step_count=None) -> None:
+        """Every pipeline call starts from empty state, never inferred from a step counter. `read_step_count` reads
+        the steps the call really runs at its first step (``sigmas=``, ``timesteps=``, img2img ``strength``)."""
         self.stats.begin_call()
         for lifecycle in self.lifecycles:
-            lifecycle.begin_call(num_inference_steps, schedule)
+            lifecycle.begin_call(num_inference_steps, read_step_count)
+
+    def detach_patches(self) -> None:
+        while self.patches:
+            detach_forward_patch(*self.patches.pop())
 
 
 class CacheSummary(dict):
@@ -171,11 +177,18 @@ def enable_cache(
     # Nothing was attached before this point: a bad config or adapter leaves the pipeline untouched.
     handle = _CacheHandle(plan, type(pipe))
     separate = cfg.enable_separate_cfg if cfg is not None else CFGCacheConfig().enable_separate_cfg
-    for stack in plan.stacks:
-        lifecycle = Lifecycle(stack.engine, separate_branches=separate)
-        lifecycle.owner = handle
-        attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
-        handle.lifecycles.append(lifecycle)
+    try:
+        for stack in plan.stacks:
+            lifecycle = Lifecycle(stack.engine, separate_branches=separate, call_facts=stack.call_facts)
+            lifecycle.owner = handle
+            if stack.forward_patch is not None:  # before the engine's hooks, which then see each call first
+                hook = attach_forward_patch(stack.transformer, stack.forward_patch, stack.hook_suffix)
+                handle.patches.append((stack.transformer, hook))
+            attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
+            handle.lifecycles.append(lifecycle)
+    except Exception:
+        handle.detach_patches()  # e.g. the transformer is cached by another pipeline: leave no patch behind
+        raise
     setattr(pipe, _HANDLE, handle)
     if not isinstance(pipe, TransformerHolder):  # a bare transformer's requests begin at `cachedit.request`
         namespace = {"__deepcopy__": _deepcopy_cached, "__reduce_ex__": _reduce_cached}
@@ -213,6 +226,7 @@ def disable_cache(pipe):
     target = _target(pipe)
     handle = getattr(target, _HANDLE)
     with handle.guard.hold():  # never pull the hooks from under a running call
+        handle.detach_patches()
         for transformer in handle.transformers:
             detach_engine(transformer)
         target.__class__ = handle.original_class

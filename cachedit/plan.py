@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from .adapters import BlockAdapter, adapters_for
+from .adapters import BlockAdapter, CallFacts, adapters_for, call_facts_for
 from .compiling import check_cacheable
 from .caches import NoCacheConfig, build_engine, check_combination
 from .configs import CFGCacheConfig, StepMaskConfig, TaylorSeerConfig
-from .hooks import detach_copied_hooks, detach_engine
+from .hooks import detach_copied_hooks
 from .stats import CacheStats
 
 __all__ = ["CachePlan", "PlannedStack", "resolve_plan"]
@@ -43,6 +43,8 @@ class PlannedStack:
         config: the stack's cache config, every override layer applied.
         blocks (`list`): ``[(block, pattern), ...]`` in forward order.
         engine: the stack's cache engine (`cachedit.hooks.protocol.CacheEngine`).
+        call_facts (`CallFacts`): what the transformer's calls mean (`cachedit.adapters.call_facts`).
+        forward_patch (*optional*): runs the transformer's forward while cached (`StackLayout.forward_patch`).
     """
 
     attribute: str
@@ -52,6 +54,8 @@ class PlannedStack:
     config: object
     blocks: list
     engine: object
+    call_facts: CallFacts
+    forward_patch: Callable | None = None
 
 
 @dataclass
@@ -102,29 +106,23 @@ def resolve_plan(
     adapters = adapters_for(target) if adapters is None else adapters
     present = [adapter for adapter in adapters if adapter.present(target)]  # Wan 2.1 has no transformer_2
     attributes = [adapter.transformer for adapter in present]
-    try:
-        for adapter in present:
-            transformer = adapter.find_transformer(target)
-            check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
-            detach_copied_hooks(transformer)  # a copy of a cached transformer gets its own hooks, not the original's
-            transformer_config = _per_transformer(config, adapter.transformer, attributes)
-            layout = adapter.layout(transformer)
-            for stack in layout:
-                stack_config = transformer_config  # override layer 3: the block list's own knobs
-                if stack.knobs:
-                    stack_config = dataclasses.replace(transformer_config, **stack.knobs)
-                where = f"`{label}` {stack.name}" if label else f"`{stack.name}`"
-                stack_config.check_block_count(len(stack.blocks), where)
-                engine = build_engine(stack_config, stack.blocks, plan.stats, stack.name, stack.list_starts,
-                                      taylorseer=taylorseer, scm=scm, cfg=cfg)
-                suffix = stack.name if len(layout) > 1 else None
-                plan.stacks.append(PlannedStack(adapter.transformer, transformer, stack.name, suffix, stack_config,
-                                                stack.blocks, engine))
-    except Exception:
-        for adapter in present:  # an adapter's patch (Latte's block pairs) may already sit on its transformer
-            if isinstance(getattr(target, adapter.transformer, None), torch.nn.Module):
-                detach_engine(getattr(target, adapter.transformer))
-        raise
+    for adapter in present:
+        transformer = adapter.find_transformer(target)
+        check_cacheable(transformer)  # hooks inside a whole-model compile break and recompile per block
+        detach_copied_hooks(transformer)  # a copy of a cached transformer gets its own hooks, not the original's
+        transformer_config = _per_transformer(config, adapter.transformer, attributes)
+        layout = adapter.layout(transformer)
+        for stack in layout:
+            stack_config = transformer_config  # override layer 3: the block list's own knobs
+            if stack.knobs:
+                stack_config = dataclasses.replace(transformer_config, **stack.knobs)
+            where = f"`{label}` {stack.name}" if label else f"`{stack.name}`"
+            stack_config.check_block_count(len(stack.blocks), where)
+            engine = build_engine(stack_config, stack.blocks, plan.stats, stack.name, stack.list_starts,
+                                  taylorseer=taylorseer, scm=scm, cfg=cfg)
+            suffix = stack.name if len(layout) > 1 else None
+            plan.stacks.append(PlannedStack(adapter.transformer, transformer, stack.name, suffix, stack_config,
+                                            stack.blocks, engine, call_facts_for(transformer), stack.forward_patch))
     if not plan.stacks:
         raise ValueError(f"None of the adapters' transformers is present on this {type(target).__name__}.")
     return plan

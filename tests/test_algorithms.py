@@ -194,7 +194,7 @@ def test_poisoning_one_branch_leaves_the_other_untouched():
 
     def poison(step):
         if step == 1:
-            residuals = lifecycle.states._state_cache["uncond"].engine_state.segment_residuals
+            residuals = lifecycle.states.by_branch["uncond"].engine_state.segment_residuals
             for segment, streams in residuals.items():
                 residuals[segment] = {k: torch.full_like(v, math.nan) for k, v in streams.items()}
 

@@ -424,6 +424,6 @@ def test_latte_skips_each_spatial_block_with_its_temporal_partner(family_replica
 
 def test_a_failed_enable_removes_the_latte_patch_again(family_replicas):
     replica = family_replicas("latte")
-    with pytest.raises(ValueError, match="needs `cache=dbcache`"):  # refused as the engines are built: after the patch
+    with pytest.raises(ValueError, match="needs `cache=dbcache`"):  # refused as the plan resolves: nothing attached yet
         cachedit.enable_cache(replica.pipe, cachedit.DBPruneConfig(), taylorseer=cachedit.TaylorSeerConfig(order=1))
     assert not cachedit.hooks.has_cache_hooks(replica.pipe.transformer) and not cachedit.is_cache_enabled(replica.pipe)

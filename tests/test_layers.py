@@ -187,3 +187,14 @@ def test_the_schema_check_sees_a_schema_only_a_higher_layer_reads():
     runs = ROOT / "cachedit" / "harness" / "runs.py"
     found = lowest_reader(home, source, {runs: "from ..configs import RunConfig\n"})
     assert (found["RunConfig"], found["ModelConfig"], found["Unread"], found["ParallelConfig"]) == ("harness", "harness", None, "core")
+
+
+ADAPTERS = sorted((ROOT / "cachedit" / "adapters").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", ADAPTERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_adapters_never_import_the_hooks(path):
+    """Within the core the adapters describe (layouts, call facts, forward patches) and the hooks attach: the
+    arrow only runs from hooks and plan to adapters."""
+    found = [target for target, _ in imports(path) if target == "cachedit.hooks" or target.startswith("cachedit.hooks.")]
+    assert not found, f"{module_name(path)} imports {found}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
@@ -28,12 +29,18 @@ BlockListSpec = Union[tuple[str, ForwardPattern], tuple[str, ForwardPattern, dic
 @dataclass(frozen=True)
 class StackLayout:
     """Blocks cached together by one engine: `blocks` is ``[(module, pattern), ...]`` in forward order; `knobs` are
-    the block list's own cache knobs (the third element of its entry), applied by `cachedit.plan`."""
+    the block list's own cache knobs (the third element of its entry), applied by `cachedit.plan`.
+
+    `forward_patch`, for a layout that fits no list of the transformer's own: while the cache is on, the transformer's
+    forward runs as ``forward_patch(transformer, forward, args, kwargs)``, `forward` being its forward. Laying out
+    attaches nothing: `cachedit.enable_cache` attaches the patch with the engine's hooks and removes it with them.
+    """
 
     name: str
     blocks: list
     list_starts: tuple[int, ...]
     knobs: dict | None = None
+    forward_patch: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ _LAYERS = _one(("layers", HIDDEN_OUT))  # Lumina 2, Z-Image: the refiners before
 # family -> (adapters, pipeline class names), the source of `ADAPTERS`; nothing looks adapters up by family name.
 # Kept in the order of the issue's list.
 FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
+    # Called with `sigmas=`, FLUX runs as many steps as sigmas, whatever `num_inference_steps` says: the lifecycle reads
+    # the count from the scheduler at the call's first step.
     "flux": (_FLUX, (
         "FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxFillPipeline", "FluxKontextPipeline",
         "FluxKontextInpaintPipeline", "FluxControlPipeline", "FluxControlImg2ImgPipeline", "FluxControlInpaintPipeline",
@@ -83,6 +85,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "Wan22VaceModularPipeline",
     )),
     "wan_single": (_BLOCKS, ("WanAnimatePipeline", "ChronoEditPipeline")),
+    # Framepack runs one sampling loop per section within a call: its timesteps turn back, a fresh start.
     "hunyuan_video": (_HUNYUAN_DUAL_SINGLE, (
         "HunyuanVideoPipeline", "HunyuanVideoImageToVideoPipeline", "HunyuanSkyreelsImageToVideoPipeline",
         "HunyuanVideoFramepackPipeline",
@@ -109,6 +112,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "StableDiffusion3ControlNetPipeline", "StableDiffusion3ControlNetInpaintingPipeline",
         "StableDiffusion3PAGPipeline", "StableDiffusion3PAGImg2ImgPipeline", "StableDiffusion3ModularPipeline",
     )),
+    # PixArt (like DiT) opens no cache_context: every call runs in the lifecycle's single branch `default`.
     "pixart": (_TRANSFORMER_BLOCKS, ("PixArtAlphaPipeline", "PixArtSigmaPipeline", "PixArtSigmaPAGPipeline")),
     "sana": (_TRANSFORMER_BLOCKS, (
         "SanaPipeline", "SanaSprintPipeline", "SanaSprintImg2ImgPipeline", "SanaControlNetPipeline", "SanaPAGPipeline",
@@ -139,6 +143,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "visualcloze": (_FLUX, ("VisualClozePipeline", "VisualClozeGenerationPipeline")),
     "bria": (_FLUX, ("BriaPipeline",)),
     "bria_fibo": (_DUAL_THEN_CONCAT, ("BriaFiboPipeline", "BriaFiboEditPipeline")),
+    # The transformer takes a list of latents (one per image): the first stands for the batch.
     "z_image": (_LAYERS, (
         "ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", "ZImageControlNetPipeline",
         "ZImageControlNetInpaintPipeline", "ZImageOmniPipeline", "ZImageModularPipeline",
@@ -167,7 +172,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
         "StableAudio3Pipeline", "StableAudio3AudioToAudioPipeline", "StableAudio3InpaintPipeline",
     )),
     # Guidance runs the uncond call separately without a cache_context: the second call at a timestep gets its own
-    # branch (default#1), so the two passes never share a residual.
+    # branch (default#1), so the two passes never share a residual. Its timesteps rise (the lifecycle learns the loop's
+    # direction).
     "longcat_audio": (_BLOCKS, ("LongCatAudioDiTPipeline",)),
     # Both JoyImage transformers (Edit: reference and target as items of one 3-D latent; Edit Plus: padded patch
     # sequences) run one list of double-stream blocks returning (image, text). Edit runs its negative prompt as a
@@ -182,7 +188,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     # FLUX.2's layout. With a reference image, step 0 is an extract pass (reference + image tokens) that stores every
     # block's reference K/V; later steps take image tokens only and read those K/V. The extract pass is each call's
     # first transformer call (nothing cached yet), and the token count changes after it, which drops the cached
-    # residuals, so no block is ever skipped while K/V are extracted.
+    # residuals, so no block is ever skipped while K/V are extracted; the call facts of Flux2Transformer2DModel
+    # (`kv_cache_mode="extract"`, `call_facts.py`) also run it uncached and uncounted.
     "flux2_klein_kv": (_DUAL_THEN_CONCAT, ("Flux2KleinKVPipeline",)),
     # One single-stream list over torch.cat([image, text]), sequence-first ([S, B, H]); the block calls it `x`.
     "ernie_image": (_LAYERS, ("ErnieImagePipeline", "ErnieImageModularPipeline")),
@@ -191,7 +198,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "krea2": (_TRANSFORMER_BLOCKS, ("Krea2Pipeline", "Krea2ModularPipeline", "Krea2TurboModularPipeline")),
     # Single stream over text with the image tokens interleaved. With the default KV cache, step 0 runs the whole
     # sequence and stores the prefix K/V; later steps take the target image tokens only (the token count change
-    # drops the cached residuals, so no block is skipped while K/V are extracted).
+    # drops the cached residuals, so no block is skipped while K/V are extracted); the call facts run that step
+    # uncached and uncounted (`call_facts.py`).
     "qwen_image21": (_TRANSFORMER_BLOCKS, (
         "QwenImage21Pipeline", "QwenImage21ModularPipeline", "QwenImage21TurboModularPipeline",
     )),
@@ -203,6 +211,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     # tile's loop starts the branch afresh: its timesteps turn back).
     "kandinsky6_sr": (_one(("visual_transformer_blocks", HIDDEN_OUT)), ("Kandinsky6SRPipeline",)),
     # The history latents (short, mid, long) are concatenated before the blocks and run through them with the chunk.
+    # Each chunk (and each pyramid stage) runs its own loop within one call: its timesteps turn back, a fresh start.
     "helios": (_BLOCKS, (
         "HeliosPipeline", "HeliosPyramidPipeline", "HeliosModularPipeline", "HeliosPyramidModularPipeline",
         "HeliosPyramidDistilledModularPipeline",
@@ -217,7 +226,8 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     # Camera-controlled image-to-video: every block takes the camera rays (UCPE attention, Plücker embedding).
     "sana_wm": (_BLOCKS, ("SanaWMPipeline",)),
     # AnyFlow-FAR re-encodes each finished chunk to write every block's KV cache (`kv_cache_flag["is_cache_step"]`):
-    # the hooks run that call uncached and uncounted (`cachedit.hooks.attach._writes_kv_cache`).
+    # its transformer's call facts (`call_facts.py`) make that call run uncached and uncounted. Each chunk runs its
+    # own loop within one call: its timesteps turn back, which starts the branch afresh.
     "anyflow": (_BLOCKS, ("AnyFlowPipeline", "AnyFlowFARPipeline")),
     # PriorTransformer (`prior`): a CLIP-image-embedding (Kandinsky, unCLIP) or 3D-latent (Shap-E) denoiser whose
     # blocks run on [text, projection, time, latent, prd] tokens. In the unCLIP pipelines only the prior is cached.
@@ -245,7 +255,7 @@ FAMILIES: dict[str, tuple[tuple[BlockAdapter, ...], tuple[str, ...]]] = {
     "minimax_music3": (_TRANSFORMER_BLOCKS, ("MiniMaxMusic3ModularPipeline",)),
     # Per segment, one reference pass (`kv_cache_mode="extract"`, reference tokens only: a different token count, so
     # it drops the cached residuals and is never skipped) stores every block's K/V, then the denoising passes read
-    # them. The unconditional pass leaves out block 9.
+    # them; the call facts run it uncached and uncounted (`call_facts.py`). The unconditional pass leaves out block 9.
     "wan_animate2": (_BLOCKS, ("WanAnimate2ModularPipeline", "WanAnimate2DistilledModularPipeline")),
     # The text (understanding) and the packed vision/sound/action (generation) sequences run through every layer.
     "cosmos3_omni": (_one(("layers", UND_GEN_OUT)), (

@@ -18,6 +18,7 @@ from .lifecycle import Lifecycle
 
 _CACHE_ROOT_HOOK = "cachedit_root"
 _CACHE_BLOCK_HOOK = "cachedit_block"
+_FORWARD_PATCH_HOOK = "cachedit_forward_patch"
 _PREFIX = "cachedit"
 
 
@@ -112,33 +113,73 @@ class CacheBlockHook(_TracksCopies, ModelHook):
         return self.engine.run_block(step, self.index, self.fn_ref.original_forward, args, kwargs)
 
 
+class ForwardPatchHook(_TracksCopies, ModelHook):
+    """On a transformer whose layout patches its forward while cached (`StackLayout.forward_patch`); removed by
+    reference (`detach_forward_patch`), never with the engines' hooks."""
+
+    def __init__(self, patch) -> None:
+        super().__init__()
+        self.patch = patch
+
+    def new_forward(self, module, *args, **kwargs):
+        super().pre_forward(module)  # refuses a copy
+        return self.patch(module, self.fn_ref.original_forward, args, kwargs)
+
+
+def attach_forward_patch(transformer: torch.nn.Module, patch, stack: str | None = None) -> ForwardPatchHook:
+    """Run `transformer`'s forward as ``patch(transformer, forward, args, kwargs)``; returns the hook, which
+    `detach_forward_patch` takes. Attach it before the engine: the engine's root hook then sees the call first."""
+    hook = ForwardPatchHook(patch)
+    name = _FORWARD_PATCH_HOOK if stack is None else f"{_FORWARD_PATCH_HOOK}:{stack}"
+    registry = HookRegistry.check_if_exists_or_initialize(transformer)
+    _refuse_taken(registry, name, transformer)
+    registry.register_hook(hook, name)
+    return hook
+
+
+def detach_forward_patch(transformer: torch.nn.Module, hook: ForwardPatchHook) -> None:
+    """Remove `hook` (what `attach_forward_patch` returned) from `transformer`, and its copied hooks from copies."""
+    registry = HookRegistry.check_if_exists_or_initialize(transformer)
+    name = next((n for n, h in registry.hooks.items() if h is hook), None)
+    if name is None:
+        raise RuntimeError(f"This forward patch is not attached to this {type(transformer).__name__}.")
+    for copied in list(hook.copies):
+        detach_engine(copied, copied_only=True)
+    registry.remove_hook(name, recurse=False)
+
+
 def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], lifecycle: Lifecycle,
                   stack: str | None = None) -> None:
     """Hook `lifecycle` (and its engine) onto `transformer` and its `blocks`; `stack` makes the hook names unique."""
     root_name, block_name = _names(stack)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
-    if root_name in registry.hooks:
-        raise RuntimeError(
-            f"{type(transformer).__name__} already has a cache hook `{root_name}`: caching was enabled on another "
-            f"pipeline that shares this transformer (caching belongs to the pipeline that enabled it). Call "
-            f"`cachedit.disable_cache` on that pipeline first, or give this one its own copy of the transformer."
-        )
+    _refuse_taken(registry, root_name, transformer)
     registry.register_hook(CacheRootHook(lifecycle), root_name)
     for index, block in enumerate(blocks):
         HookRegistry.check_if_exists_or_initialize(block).register_hook(CacheBlockHook(lifecycle, index), block_name)
     registry.invalidate_child_registries_cache()
 
 
+def _refuse_taken(registry: HookRegistry, name: str, transformer: torch.nn.Module) -> None:
+    if name in registry.hooks:
+        raise RuntimeError(
+            f"{type(transformer).__name__} already has a cache hook `{name}`: caching was enabled on another "
+            f"pipeline that shares this transformer (caching belongs to the pipeline that enabled it). Call "
+            f"`cachedit.disable_cache` on that pipeline first, or give this one its own copy of the transformer."
+        )
+
+
 def detach_engine(transformer: torch.nn.Module, copied_only: bool = False) -> None:
     """Remove every cache hook (of every engine) from `transformer` and its submodules, and the copied hooks of every
-    copy made of them; `copied_only`: only the `CopiedHook`s (a copy that has its own cache since keeps it)."""
+    copy made of them; `copied_only`: only the `CopiedHook`s (a copy that has its own cache since keeps it). A forward
+    patch stays: whoever attached it removes it (`detach_forward_patch`)."""
     for module in transformer.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:
             continue
         for name in [n for n in registry.hooks if n.startswith(_PREFIX)]:
             hook = registry.hooks[name]
-            if copied_only and not isinstance(hook, CopiedHook):
+            if isinstance(hook, ForwardPatchHook) or (copied_only and not isinstance(hook, CopiedHook)):
                 continue
             for copied in list(getattr(hook, "copies", ())):
                 detach_engine(copied, copied_only=True)

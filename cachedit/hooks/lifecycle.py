@@ -12,13 +12,16 @@ import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from ..distributed import context_parallel_group
-from ._diffusers import BaseState, StateManager
+from ._diffusers import BaseState, CacheContextName
 from .protocol import CacheEngine, StepContext
+
+if TYPE_CHECKING:
+    from ..adapters import CallFacts
 
 DEFAULT_BRANCH = "default"
 SHARED_BRANCH = "shared"
@@ -57,7 +60,7 @@ def with_call_start(cls: type, handle_of, namespace: dict) -> type:
     def __call__(self, *args, **kwargs):
         handle = handle_of(self)
         with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
-            handle.begin_call(call_steps(self, signature, args, kwargs), partial(scheduled_steps, self))
+            handle.begin_call(call_steps(self, signature, args, kwargs), partial(scheduler_step_count, self))
             with running_call(handle):  # the hooks cache only within this pipeline's own calls
                 return cls.__call__(self, *args, **kwargs)
 
@@ -68,7 +71,7 @@ def with_call_start(cls: type, handle_of, namespace: dict) -> type:
 def call_steps(pipe, signature: inspect.Signature, args: tuple, kwargs: dict) -> int | None:
     """The call's `num_inference_steps`: an argument of classic pipelines; a keyword input of modular pipelines
     (``pipe(prompt=..., num_inference_steps=8)``), whose default sits on the pipeline's blocks. Only a hint: see
-    `scheduled_steps`."""
+    `scheduler_step_count`."""
     bound = signature.bind_partial(pipe, *args, **kwargs)
     bound.apply_defaults()
     if "num_inference_steps" in bound.arguments:
@@ -79,12 +82,13 @@ def call_steps(pipe, signature: inspect.Signature, args: tuple, kwargs: dict) ->
     return defaults.get("num_inference_steps") if isinstance(defaults, dict) else None
 
 
-def scheduled_steps(pipe) -> int | None:
-    """Steps left in `pipe`'s scheduler from where this call's loop begins, or None without a readable schedule.
+def scheduler_step_count(pipe) -> int | None:
+    """Steps left in `pipe`'s scheduler from where this call's loop begins, or None without readable timesteps.
 
-    Read when the call's first step begins: FLUX called with ``sigmas=`` (8 values while `num_inference_steps` keeps
-    its default 28), ``timesteps=``, img2img's ``strength`` and second-order schedulers all run another count than
-    the argument says, and by the first transformer forward every diffusers pipeline has set this call's timesteps.
+    Read when the call's first step begins: a call given ``sigmas=`` or ``timesteps=`` (8 sigmas while
+    `num_inference_steps` keeps its default 28), img2img's ``strength`` and second-order schedulers all run another
+    count than the argument says, and by the first transformer forward every diffusers pipeline has set this call's
+    timesteps.
     """
     scheduler = getattr(pipe, "scheduler", None)
     timesteps = getattr(scheduler, "timesteps", None)
@@ -134,31 +138,36 @@ class BranchState(BaseState):
         self.timestep, self.direction = None, 0
 
 
-class BranchStates(StateManager):
-    """One state per guidance branch, keyed by the pipeline's ``cache_context`` name (diffusers sets the context on
-    every `StateManager` attribute of a hook, so this one sits on the root hook).
+class BranchStates(CacheContextName):
+    """One state per guidance branch, keyed by the pipeline's ``cache_context`` name (it sits on the root hook, where
+    diffusers' ``cache_context`` sets the name).
 
-    Pipelines that never open a cache context (PixArt, DiT, ...) run every call in the single `"default"` branch
-    instead of failing as diffusers' `StateManager` would. Where such a pipeline calls the transformer again at the
-    same timestep (LongCat-AudioDiT's unconditional pass), the k-th call of the step gets branch ``default#k``, so
-    guidance passes never share a residual. With ``separate=False`` every branch shares one state.
+    A pipeline that never opens a cache context runs every call in the single `"default"` branch. Where such a
+    pipeline calls the transformer again at the same timestep (an unconditional pass of its own), the k-th call of the
+    step gets branch ``default#k``, so guidance passes never share a residual. With ``separate=False`` every branch
+    shares one state.
     """
 
     def __init__(self, new_state, separate: bool = True) -> None:
-        super().__init__(new_state)
+        super().__init__()
+        self.new_state = new_state
         self.separate = separate
+        self.by_branch: dict[str, BranchState] = {}
         self._last_timestep: HostTimestep | None = None
         self._repeat = 0  # calls so far at the current timestep, outside any cache context
 
     def begin_forward(self, timestep: HostTimestep | None) -> None:
         """Called before each transformer forward with its timestep read to the host (None if it has none)."""
-        if timestep is None or self._context is not None:
+        if timestep is None or self.context_name is not None:
             self._last_timestep, self._repeat = None, 0
             return
         self._repeat = self._repeat + 1 if timestep == self._last_timestep else 0
         self._last_timestep = timestep
 
     def reset(self) -> None:
+        for state in self.by_branch.values():
+            state.reset()
+        self.by_branch.clear()
         super().reset()
         self._last_timestep, self._repeat = None, 0
 
@@ -166,15 +175,15 @@ class BranchStates(StateManager):
     def branch(self) -> str:
         if not self.separate:
             return SHARED_BRANCH
-        if self._context is not None:
-            return self._context.name
+        if self.context_name is not None:
+            return self.context_name
         return DEFAULT_BRANCH if self._repeat == 0 else f"{DEFAULT_BRANCH}#{self._repeat}"
 
     def get_state(self) -> BranchState:
         branch = self.branch
-        if branch not in self._state_cache:
-            self._state_cache[branch] = self._state_cls()
-        return self._state_cache[branch]
+        if branch not in self.by_branch:
+            self.by_branch[branch] = self.new_state()
+        return self.by_branch[branch]
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -182,16 +191,9 @@ class BranchStates(StateManager):
 _TIMESTEP_KEYS = ("timestep", "timesteps", "t", "sigma")
 
 
-def _writes_kv_cache(kwargs: dict) -> bool:
-    """FLUX.2 Klein KV's and Qwen-Image 2.1's first step and Wan-Animate 2's reference pass (``kv_cache_mode=
-    "extract"``); AnyFlow-FAR's re-encoding of a finished chunk (``kv_cache_flag["is_cache_step"]``)."""
-    flag = kwargs.get("kv_cache_flag")
-    return kwargs.get("kv_cache_mode") == "extract" or (isinstance(flag, dict) and bool(flag.get("is_cache_step")))
-
-
 def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
-    """The transformer's latent input: ``hidden_states`` (or ``x``, ``visual_embed``), else the first argument. Z-Image
-    takes a list of latents (one per image): its first tensor stands for the batch."""
+    """The transformer's latent input: ``hidden_states`` (or ``x``, ``visual_embed``), else the first argument. Of a
+    list of latents (one per image) the first tensor stands for the batch."""
     value = next((kwargs[k] for k in ("hidden_states", "x", "visual_embed", "latents") if k in kwargs), None)
     if value is None:
         value = args[0] if args else next(v for v in kwargs.values() if isinstance(v, (torch.Tensor, list, tuple)))
@@ -203,20 +205,23 @@ def _latent_input(args: tuple, kwargs: dict) -> torch.Tensor:
 class Lifecycle:
     """Drives one engine through calls and steps; the engine's hooks forward to it.
 
-    A transformer call that stores every block's keys and values for later calls (`_writes_kv_cache`) runs uncached
-    and is no step of any branch: a skipped block would store nothing, and the calls that read them count as usual.
-    So does a call of another pipeline that shares the transformer (`serves_current_call`).
+    A transformer call that stores every block's keys and values for later calls (its class's `CallFacts` say when,
+    `cachedit.adapters.call_facts`) runs uncached and is no step of any branch: a skipped block would store nothing,
+    and the calls that read them count as usual. So does a call of another pipeline that shares the transformer
+    (`serves_current_call`). Without facts (`call_facts=None`) every call is a step.
     """
 
-    def __init__(self, engine: CacheEngine, separate_branches: bool = True) -> None:
+    def __init__(self, engine: CacheEngine, separate_branches: bool = True,
+                 call_facts: CallFacts | None = None) -> None:
         self.engine = engine
+        self.call_facts = call_facts
         self.states = BranchStates(lambda: BranchState(engine.new_state()), separate=separate_branches)
         self.owner = None  # the cache handle of the pipeline whose calls this engine serves (None: every call)
         self.bypass = False  # the current transformer call runs uncached and uncounted
         self.first_block_ran = False  # within the current step: a second pass over the blocks is a step of its own
         self.call_steps: int | None = None  # the call's `num_inference_steps` argument: a hint
         self.num_steps: int | None = None  # the steps the current call runs, once known
-        self.pending_schedule = None  # reads the real step count at the call's first step
+        self.read_step_count = None  # reads the real step count at the call's first step
         self.step: StepContext | None = None  # the step now running
 
     def reset(self) -> None:
@@ -224,13 +229,13 @@ class Lifecycle:
         self.states.reset()
         self.engine.reset()
 
-    def begin_call(self, num_inference_steps: int | None, schedule=None) -> None:
-        """`schedule`: a callable giving the steps the call really runs (`scheduled_steps`), read when its first step
-        begins; without one (a bare transformer's request) the given count sizes the engine now."""
+    def begin_call(self, num_inference_steps: int | None, read_step_count=None) -> None:
+        """`read_step_count`: a callable giving the steps the call really runs (`scheduler_step_count`), called when
+        its first step begins; without one (a bare transformer's request) the given count sizes the engine now."""
         self.reset()
         self.call_steps = num_inference_steps
-        self.pending_schedule = schedule if self.engine.needs_step_count else None  # others never read the scheduler
-        if self.pending_schedule is None:
+        self.read_step_count = read_step_count if self.engine.needs_step_count else None  # others never read it
+        if self.read_step_count is None:
             self._size(num_inference_steps)
 
     def _size(self, num_steps: int | None) -> None:
@@ -239,7 +244,8 @@ class Lifecycle:
 
     def begin_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         """Before each transformer forward: bypass, or the branch and the step that begin."""
-        self.bypass = _writes_kv_cache(kwargs) or not serves_current_call(self.owner)
+        stores_kv = self.call_facts is not None and self.call_facts.stores_kv_cache(kwargs)
+        self.bypass = stores_kv or not serves_current_call(self.owner)
         if self.bypass:
             return
         self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
@@ -252,8 +258,8 @@ class Lifecycle:
         self.bypass = False
 
     def enter_block(self, index: int, args: tuple, kwargs: dict) -> StepContext:
-        """Before block `index` runs: a second pass over the blocks within one transformer call (RFD4-Proteina's
-        recycling) is a step of its own."""
+        """Before block `index` runs: a second pass over the blocks within one transformer call (a model that
+        recycles its blocks) is a step of its own."""
         if index == 0:
             if self.first_block_ran:
                 self._begin_step(_latent_input(args, kwargs), None)
@@ -261,8 +267,8 @@ class Lifecycle:
         return self.step
 
     def _begin_step(self, hidden_states: torch.Tensor, timestep: HostTimestep | None) -> None:
-        if self.pending_schedule is not None:  # the call's first step: its scheduler now holds this call's schedule
-            read, self.pending_schedule = self.pending_schedule, None
+        if self.read_step_count is not None:  # the call's first step: its scheduler now holds this call's timesteps
+            read, self.read_step_count = self.read_step_count, None
             self._size(read() or self.call_steps)
         branch = self.states.get_state()
         if self._starts_new_loop(branch, timestep):
@@ -281,8 +287,8 @@ class Lifecycle:
     @staticmethod
     def _starts_new_loop(branch: BranchState, timestep: HostTimestep | None) -> bool:
         """Whether the branch's timestep turned back: a pipeline that runs one sampling loop per chunk, window, tile
-        or stage within a call (AnyFlow-FAR, Framepack, Helios, Kandinsky 6 SR, MiniMax-Music3) starts the next one.
-        The direction is learned from the loop itself (LongCat-AudioDiT's timesteps rise)."""
+        or stage within a call starts the next one. Generic: a loop that never turns is unaffected, so no transformer
+        needs a fact for it. The direction is learned from the loop itself (some audio DiTs' timesteps rise)."""
         if timestep is None or not timestep.values:
             return False
         t = max(timestep.values)

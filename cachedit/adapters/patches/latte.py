@@ -9,8 +9,9 @@ forward itself would run) and ``t1..`` by pass-throughs; the cached stack is ``s
 mapping the spatial layout to itself. Block 0 stays as it is: the forward adds the temporal position embedding between
 ``s0`` and ``t0``, and ``t0`` always computes (DBCache's ``Fn >= 1`` keeps ``s0`` in the computed head).
 
-The swap is a diffusers hook on the transformer named ``cachedit_latte_pairs``, installed before the engine's root
-hook and removed with it by `disable_cache`; outside a call the transformer's modules are never changed.
+The swap is the layout's `forward_patch` (`_Pairs`): laying the stack out builds the pairs and attaches nothing;
+`enable_cache` attaches the patch with the engine's hooks and `disable_cache` removes it with them. Outside a call the
+transformer's modules are never changed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...hooks._diffusers import HookRegistry, ModelHook
 from ..block_adapter import BlockAdapter, StackLayout
-
-_PAIRS_HOOK = "cachedit_latte_pairs"
 
 
 class _Call:
@@ -62,16 +60,18 @@ class _PassThrough(torch.nn.Module):
         return hidden_states
 
 
-class _PairsHook(ModelHook):
+class _Pairs:
+    """The forward patch: runs the transformer's forward with ``s1..`` swapped for the pairs and ``t1..`` for
+    pass-throughs."""
+
     def __init__(self, transformer: torch.nn.Module) -> None:
-        super().__init__()
         self.call = _Call()
         spatial, temporal = transformer.transformer_blocks, transformer.temporal_transformer_blocks
         pairs = [_Pair(s, t, self.call) for s, t in zip(spatial[1:], temporal[1:])]
         self.spatial = torch.nn.ModuleList([spatial[0], *pairs])
         self.temporal = torch.nn.ModuleList([temporal[0], *(_PassThrough() for _ in pairs)])
 
-    def new_forward(self, module, *args, **kwargs):
+    def __call__(self, module: torch.nn.Module, forward, args: tuple, kwargs: dict):
         hidden_states = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         self.call.num_frames = hidden_states.shape[2]
         self.call.temporal = kwargs.get("enable_temporal_attentions", args[4] if len(args) > 4 else True)
@@ -79,7 +79,7 @@ class _PairsHook(ModelHook):
         saved = blocks["transformer_blocks"], blocks["temporal_transformer_blocks"]
         blocks["transformer_blocks"], blocks["temporal_transformer_blocks"] = self.spatial, self.temporal
         try:
-            return self.fn_ref.original_forward(*args, **kwargs)
+            return forward(*args, **kwargs)
         finally:
             blocks["transformer_blocks"], blocks["temporal_transformer_blocks"] = saved
 
@@ -90,12 +90,8 @@ class PairedLatteAdapter(BlockAdapter):
     for the registry listing and auto-discovery checks)."""
 
     def layout(self, transformer: torch.nn.Module) -> list[StackLayout]:
-        """Registers the pairing hook (a plan that fails later removes it with the cache hooks)."""
+        """The paired stack and the forward patch that runs it; nothing is attached here."""
         (stack,) = super().layout(transformer)  # checks the spatial blocks against the pattern
-        registry = HookRegistry.check_if_exists_or_initialize(transformer)
-        hook = registry.hooks.get(_PAIRS_HOOK)
-        if hook is None:
-            hook = _PairsHook(transformer)
-            registry.register_hook(hook, _PAIRS_HOOK)
+        pairs = _Pairs(transformer)
         pattern = stack.blocks[0][1]
-        return [StackLayout(stack.name, [(block, pattern) for block in hook.spatial], (0,), stack.knobs)]
+        return [StackLayout(stack.name, [(block, pattern) for block in pairs.spatial], (0,), stack.knobs, pairs)]
