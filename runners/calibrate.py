@@ -34,20 +34,20 @@ def preset_command(task_overrides: list[str], budget: int) -> str:
 
 
 def preset_text(model, base, seeds: list[int], images: int, fit, command: str) -> str:
-    speedup = model.num_inference_steps / fit.budget
+    steps, default = model.num_inference_steps, type(base)()
+    # a preset sets only what differs from the schema's defaults (tests/test_conf_defaults.py)
+    kept = [(key, getattr(base, key)) for key in ("order", "Fn", "Bn") if getattr(base, key) != getattr(default, key)]
     return (
         "# @package _global_\n"
         f"# python -m runners.generate model={model.name} cache=forecast   (applied automatically for this pair)\n"
         f"# Fitted by `{command}`\n"
         f"# (seeds {seeds}, {images} images each; recorded trajectories, steps chosen from forecast errors, best of the\n"
-        f"# verified candidates): {fit.budget} of {model.num_inference_steps} steps compute, {speedup:.2f}x ideal, "
+        f"# verified candidates): {fit.budget} of {steps} steps compute, {steps / fit.budget:.2f}x ideal, "
         f"calibration PSNR {fit.psnr:.2f} dB.\n"
         "cache:\n"
-        f"  order: {base.order}\n"
-        + (f"  Fn: {base.Fn}\n" if base.Fn else "")
-        + (f"  Bn: {base.Bn}\n" if base.Bn else "")
+        + "".join(f"  {key}: {value}\n" for key, value in kept)
         + f"  compute_steps: {fit.compute_steps}\n"
-        f"  reference_steps: {model.num_inference_steps}\n"
+        + (f"  reference_steps: {steps}\n" if steps != default.reference_steps else "")
     )
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import time
@@ -16,10 +15,10 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from cachedit.zoo import digits
 from cachedit.zoo.tiny_dit import TinyDiTPipeline, build_tiny_dit_transformer, flow_matching_loss, generate_per_class
+from cachedit.zoo.training import recent_mean, train_ema
 from runners.overrides import check_overrides
 
 log = logging.getLogger(__name__)
@@ -27,32 +26,11 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> tuple[torch.nn.Module, float]:
     """Run the recipe; return the EMA transformer (eval mode) and the mean loss of the last 100 iterations."""
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator("cpu").manual_seed(cfg.seed)
-    images, labels = digits.training_tensors("train")
-    model = build_tiny_dit_transformer(**cfg.transformer)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / max(cfg.warmup_iterations, 1)))
+    def loss_of(model, images, labels, generator):
+        return flow_matching_loss(model, images, labels, generator=generator, **cfg.objective)
 
-    recent: list[float] = []
-    bar = tqdm(range(cfg.iterations), desc="train_tiny", mininterval=2.0)
-    for step in bar:
-        idx = torch.randint(0, len(images), (cfg.batch_size,), generator=generator)
-        loss = flow_matching_loss(model, images[idx], labels[idx], generator=generator, **cfg.objective)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        warmup.step()
-        # EMA warm-up: early weights are mostly noise, so the decay starts low
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():  # else the EMA weights join the autograd graph and it grows every step
-            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-        recent = (recent + [loss.item()])[-100:]
-        if step % 20 == 0 or step == cfg.iterations - 1:
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
-    return ema.eval(), sum(recent) / max(len(recent), 1)
+    ema, losses = train_ema(cfg, lambda: build_tiny_dit_transformer(**cfg.transformer), loss_of, desc="train_tiny")
+    return ema, recent_mean(losses)
 
 
 def evaluate(pipe: TinyDiTPipeline, cfg: DictConfig) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from cachedit.zoo import digits
 from cachedit.zoo.tiny_flux import (
@@ -27,6 +26,7 @@ from cachedit.zoo.tiny_flux import (
     load_tiny_flux,
     save_tiny_flux,
 )
+from cachedit.zoo.training import recent_mean, train_ema
 
 log = logging.getLogger(__name__)
 
@@ -37,38 +37,21 @@ def train(cfg: DictConfig, checkpoint_dir: str | None = None):
     Every `checkpoint_every` iterations the EMA model is saved under `checkpoint_dir/iter_N`. The learning rate is
     constant after warmup, so the checkpoint at N equals a run with `iterations=N` (same seed, same batches).
     """
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator("cpu").manual_seed(cfg.seed)
-    images, labels = digits.training_tensors("train")
-    model = build_tiny_flux_transformer(**cfg.transformer)
-    prompts = ClassPrompts(**cfg.prompts)
-    modules = torch.nn.ModuleList([model, prompts])
-    ema = copy.deepcopy(modules).requires_grad_(False)
-    optimizer = torch.optim.AdamW(modules.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / max(cfg.warmup_iterations, 1)))
+    def build():
+        transformer = build_tiny_flux_transformer(**cfg.transformer)
+        return torch.nn.ModuleList([transformer, ClassPrompts(**cfg.prompts)])  # prompts are learned with it
 
-    recent: list[float] = []
-    bar = tqdm(range(cfg.iterations), desc="train_tiny_flux", mininterval=5.0)
-    for step in bar:
-        idx = torch.randint(0, len(images), (cfg.batch_size,), generator=generator)
-        loss = flow_matching_loss(model, prompts, images[idx], labels[idx], generator=generator, **cfg.objective)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(modules.parameters(), cfg.grad_clip)
-        optimizer.step()
-        warmup.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # EMA warm-up: early weights are mostly noise
-        with torch.no_grad():  # else the EMA weights join the autograd graph and it grows every step
-            torch._foreach_lerp_(list(ema.parameters()), list(modules.parameters()), 1.0 - decay)
-        recent = (recent + [loss.item()])[-100:]
-        if step % 20 == 0 or step == cfg.iterations - 1:
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
-        done = step + 1
+    def loss_of(modules, images, labels, generator):
+        return flow_matching_loss(*modules, images, labels, generator=generator, **cfg.objective)
+
+    def checkpoint(done, ema, losses):
         if checkpoint_dir and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             save_tiny_flux(assemble(copy.deepcopy(ema[0]).eval(), copy.deepcopy(ema[1]).eval()), f"{checkpoint_dir}/iter_{done}")
-            log.info("iteration %d, loss (mean of last 100) %.4f, checkpoint saved", done, sum(recent) / len(recent))
+            log.info("iteration %d, loss (mean of last 100) %.4f, checkpoint saved", done, recent_mean(losses))
+
+    ema, losses = train_ema(cfg, build, loss_of, desc="train_tiny_flux", mininterval=5.0, after_iteration=checkpoint)
     transformer, prompts = ema
-    return transformer.eval(), prompts.eval(), sum(recent) / max(len(recent), 1)
+    return transformer, prompts, recent_mean(losses)
 
 
 def generate_per_class(pipe, samples_per_class: int, seed: int = 0, batch_size: int = 100, **call_kwargs):

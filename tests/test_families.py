@@ -278,7 +278,7 @@ def test_automatic_discovery_finds_the_lists_and_patterns_in_forward_order():
     assert torch.equal(auto, explicit) and auto_summary["branches"] == explicit_summary["branches"]
 
 
-@pytest.mark.parametrize("family", sorted(spec.name for spec in dit_families.SPECS))
+@pytest.mark.parametrize("family", sorted(entry.name for entry in dit_families.ENTRIES))
 def test_automatic_discovery_finds_the_registered_lists_where_no_list_is_left_out(family):
     """Where the registry caches every latent-stream list, discovery agrees with it (on the meta device)."""
     from accelerate import init_empty_weights

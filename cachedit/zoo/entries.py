@@ -1,5 +1,6 @@
-"""The model zoo's one table: per ``model.name``, the pipeline class it runs, how to build its offline replica and how
-to call it.
+"""The model zoo's one table: per ``model.name``, one `ZooEntry` (the pipeline class it runs, how to build its offline
+replica and how to call it). Adding a model is one entry (here, or a family recipe in `dit_families`) plus its
+``conf/model/<name>.yaml``.
 
 ``model.name`` in the Hydra config selects an entry of `MODELS`; everything about *which blocks to cache* lives in the
 adapter registry (keyed by pipeline class, `cachedit.adapters.registry`), not here. A registry family is proven by
@@ -9,8 +10,7 @@ run one of its pipeline classes; `UNPROVEN` says why a pipeline class has none.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 
@@ -20,40 +20,11 @@ from .model_config import ModelConfig, ModelSource
 from . import dit_families, replicas
 from .calls import call_kwargs, prompt_of
 from .dit_families import modular
+from .zoo_entry import ZooEntry
 
 __all__ = [
     "ZooEntry", "MODELS", "UNPROVEN", "models_of", "get_entry"
 ]
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    """Args:
-    name (`str`): the ``model.name`` key.
-    pipeline_class (`str`): the diffusers pipeline class a hub checkpoint of this model loads as.
-    build_replica (`Callable`): ``(seed, **transformer_overrides) -> pipeline`` with random weights.
-    replica_transformer (`Callable`): ``(**overrides) -> transformer``, built on the meta device to count blocks.
-    inputs (`Callable`): ``(pipe, model_config) -> dict`` of call arguments (no generator).
-    load_embedded (`Callable`, *optional*): ``(path | None, dtype) -> pipeline`` for shipped weights.
-    quality (`Callable`, *optional*): ``(images, inputs) -> dict`` of task metrics (e.g. digit accuracy).
-    grid_rows (`Callable`, *optional*): ``(inputs) -> row labels`` for image grids; one row per label.
-    output (`str`): the attribute of the pipeline output holding the result (``frames`` for video pipelines).
-    transformers (`tuple[str, ...]`): the pipeline attributes the replica builds with `replica_transformer` (Wan
-        2.2: ``transformer`` and ``transformer_2``; Shap-E: ``prior``).
-    embedded_weights (`Path`, *optional*): where `load_embedded` finds the shipped weights by default.
-    """
-
-    name: str
-    pipeline_class: str
-    build_replica: Callable
-    replica_transformer: Callable
-    inputs: Callable[[object, ModelConfig], dict]
-    load_embedded: Callable | None = None
-    quality: Callable | None = None
-    grid_rows: Callable | None = None
-    output: str = "images"
-    transformers: tuple[str, ...] = ("transformer",)
-    embedded_weights: Path | None = None
 
 
 def _flux_inputs(pipe, model: ModelConfig) -> dict:
@@ -169,48 +140,28 @@ def _digit_rows(inputs: dict) -> list[str]:
     return [f"digit {label}" for label in dict.fromkeys(labels)]  # unique, in order
 
 
-def _spec_entry(spec: dit_families.Spec) -> ZooEntry:
-    """A DiT model of `dit_families` (SD3, Qwen-Image, FLUX.2, Sana, ...) on its offline replica."""
-    return ZooEntry(spec.name, spec.pipeline_class, partial(dit_families.build_replica, spec), spec.transformer,
-                    partial(dit_families.inputs, spec), output=spec.output, transformers=spec.transformers)
-
-
 def _modular_entry(name: str, modular_class: str) -> ZooEntry:
     """A modular-only image model (FLUX.3): the runner drives its Modular Diffusers pipeline."""
-    return ZooEntry(name, modular_class, partial(modular.build_runner_replica, modular_class),
-                    partial(modular.replica_transformer, modular_class), partial(modular.runner_inputs, modular_class))
+    return ZooEntry(name, modular_class, partial(modular.replica_transformer, modular_class),
+                    build=partial(modular.build_runner_replica, modular_class),
+                    call_inputs=partial(modular.runner_inputs, modular_class))
 
 
 _WEIGHTS = Path(__file__).parent / "weights"  # the embedded models' shipped weights
 MODELS: dict[str, ZooEntry] = {
     entry.name: entry
     for entry in (
-        ZooEntry("flux", "FluxPipeline", replicas.build_flux, replicas.flux_transformer, _flux_inputs),
-        ZooEntry("pixart_alpha", "PixArtAlphaPipeline", replicas.build_pixart, replicas.pixart_transformer,
-                 _pixart_inputs),
-        ZooEntry(
-            "tiny_dit",
-            "TinyDiTPipeline",
-            _tiny_dit_replica,
-            _tiny_dit_transformer,
-            _tiny_dit_inputs,
-            _tiny_dit_load,
-            _digit_quality,
-            _digit_rows,
-            embedded_weights=_WEIGHTS / "tiny_dit",
-        ),
-        ZooEntry(
-            "tiny_flux",
-            "FluxPipeline",
-            _tiny_flux_replica,
-            _tiny_flux_transformer,
-            _tiny_flux_inputs,
-            _tiny_flux_load,
-            _digit_quality,
-            _digit_rows,
-            embedded_weights=_WEIGHTS / "tiny_flux",
-        ),
-        *(_spec_entry(spec) for spec in dit_families.SPECS),
+        ZooEntry("flux", "FluxPipeline", replicas.flux_transformer, build=replicas.build_flux,
+                 call_inputs=_flux_inputs),
+        ZooEntry("pixart_alpha", "PixArtAlphaPipeline", replicas.pixart_transformer, build=replicas.build_pixart,
+                 call_inputs=_pixart_inputs),
+        ZooEntry("tiny_dit", "TinyDiTPipeline", _tiny_dit_transformer, build=_tiny_dit_replica,
+                 call_inputs=_tiny_dit_inputs, load_embedded=_tiny_dit_load, quality=_digit_quality,
+                 grid_rows=_digit_rows, embedded_weights=_WEIGHTS / "tiny_dit"),
+        ZooEntry("tiny_flux", "FluxPipeline", _tiny_flux_transformer, build=_tiny_flux_replica,
+                 call_inputs=_tiny_flux_inputs, load_embedded=_tiny_flux_load, quality=_digit_quality,
+                 grid_rows=_digit_rows, embedded_weights=_WEIGHTS / "tiny_flux"),
+        *dit_families.ENTRIES,
         _modular_entry("flux3", "Flux3ModularPipeline"),
     )
 }

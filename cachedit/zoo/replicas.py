@@ -56,7 +56,7 @@ PIXART_TRANSFORMER = dict(
 PROMPT_TOKENS = 16
 
 
-def _tiny_vae(latent_channels: int, **kwargs) -> AutoencoderKL:
+def tiny_vae(latent_channels: int, **kwargs) -> AutoencoderKL:
     # Four levels, so the VAE downsamples by 8 like the real ones.
     return AutoencoderKL(
         in_channels=3,
@@ -84,7 +84,7 @@ def build_flux(seed: int = 0, **overrides) -> FluxPipeline:
     torch.manual_seed(seed)
     return FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
-        vae=_tiny_vae(4, shift_factor=0.0609, scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False),
+        vae=tiny_vae(4, shift_factor=0.0609, scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False),
         text_encoder=None,
         tokenizer=None,
         text_encoder_2=None,
@@ -98,7 +98,7 @@ def build_pixart(seed: int = 0, **overrides) -> PixArtAlphaPipeline:
     return PixArtAlphaPipeline(
         tokenizer=None,
         text_encoder=None,
-        vae=_tiny_vae(4),
+        vae=tiny_vae(4),
         transformer=pixart_transformer(**overrides),
         scheduler=DPMSolverMultistepScheduler(),
     )

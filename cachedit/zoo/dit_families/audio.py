@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import diffusers
 
-from ._common import PROMPT_CHARS, TOKENS, Spec, _char_tokenizer, _emb, _mask, _none
+from ..zoo_entry import ZooEntry
+from .parts import PROMPT_CHARS, TOKENS, char_tokenizer, emb, mask, nones
 
 
 def _stable_audio_transformer(**o):
@@ -24,13 +25,13 @@ def _stable_audio_components():
             decoder_input_channels=4, audio_channels=2, sampling_rate=256),
         projection_model=diffusers.StableAudioProjectionModel(
             text_encoder_dim=32, conditioning_dim=32, min_value=0, max_value=512),
-        **_none("text_encoder", "tokenizer"))
+        **nones("text_encoder", "tokenizer"))
 
 
 def _stable_audio_embeds(pipe, prompt, negative):
     d = pipe.projection_model.config.text_encoder_dim  # T5's width, projected by the pipeline's projection model
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), negative_prompt_embeds=_emb(negative, 1, TOKENS, d),
-                attention_mask=_mask(), negative_attention_mask=_mask())
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, d), negative_prompt_embeds=emb(negative, 1, TOKENS, d),
+                attention_mask=mask(), negative_attention_mask=mask())
 
 
 def _ace_step_transformer(**o):
@@ -58,7 +59,7 @@ def _ace_step_components():
             hidden_size=32, intermediate_size=64, text_hidden_dim=16, timbre_hidden_dim=4,
             num_lyric_encoder_hidden_layers=1, num_timbre_encoder_hidden_layers=1, num_attention_heads=2,
             num_key_value_heads=1, head_dim=16, sliding_window=4),
-        text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS))
+        text_encoder=text_encoder, tokenizer=char_tokenizer(PROMPT_CHARS))
 
 
 def _ace_step_embeds(pipe, prompt, negative):
@@ -82,13 +83,13 @@ def _stable_audio3_components():
             patch_size=4, encoder_channels=8, encoder_c_mults=[2], encoder_strides=[2], encoder_transformer_depths=[1],
             latent_dim=8, dim_heads=8, ff_mult=2, sampling_rate=256),
         duration_embedder=diffusers.StableAudio3DurationEmbedder(output_dim=32, fourier_dim=16),
-        **_none("text_encoder", "tokenizer"))
+        **nones("text_encoder", "tokenizer"))
 
 
 def _stable_audio3_embeds(pipe, prompt, negative):
     d = pipe.transformer.config.cond_token_dim  # T5Gemma's width
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), encoder_attention_mask=_mask(),
-                negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_encoder_attention_mask=_mask())
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, d), encoder_attention_mask=mask(),
+                negative_prompt_embeds=emb(negative, 1, TOKENS, d), negative_encoder_attention_mask=mask())
 
 
 def _longcat_audio_transformer(**o):
@@ -107,7 +108,7 @@ def _longcat_audio_components():
         vae=diffusers.LongCatAudioDiTVae(
             channels=4, c_mults=[1, 2], strides=[2, 4], latent_dim=8, encoder_latent_dim=16, downsampling_ratio=8,
             sample_rate=256),
-        text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS))
+        text_encoder=text_encoder, tokenizer=char_tokenizer(PROMPT_CHARS))
 
 
 def _longcat_audio_embeds(pipe, prompt, negative):
@@ -115,18 +116,18 @@ def _longcat_audio_embeds(pipe, prompt, negative):
     return dict(prompt=prompt, negative_prompt=negative or None)
 
 
-SPECS: list[Spec] = [
+ENTRIES: list[ZooEntry] = [
     # Audio: latents of 32 steps of 8 samples at 256 Hz, one second; the call takes a duration, not a size.
-    Spec("stable_audio", "StableAudioPipeline", _stable_audio_transformer, _stable_audio_components,
+    ZooEntry("stable_audio", "StableAudioPipeline", _stable_audio_transformer, _stable_audio_components,
          _stable_audio_embeds, takes_size=False, output="audios"),
     # One second of stereo at 256 Hz: 32 latent frames, 16 tokens after the DiT's 2x patching.
-    Spec("ace_step", "AceStepPipeline", _ace_step_transformer, _ace_step_components, _ace_step_embeds,
+    ZooEntry("ace_step", "AceStepPipeline", _ace_step_transformer, _ace_step_components, _ace_step_embeds,
          takes_size=False, call=dict(audio_duration=1.0), output="audios"),
     # One second of stereo at 256 Hz: 32 latent frames behind the DiT's 4 memory tokens.
-    Spec("stable_audio3", "StableAudio3Pipeline", _stable_audio3_transformer, _stable_audio3_components,
+    ZooEntry("stable_audio3", "StableAudio3Pipeline", _stable_audio3_transformer, _stable_audio3_components,
          _stable_audio3_embeds, takes_size=False, call=dict(duration=1.0), output="audios"),
     # One second of mono at 256 Hz: 32 latent frames. The output projection and AdaLN are zero-initialised.
-    Spec("longcat_audio", "LongCatAudioDiTPipeline", _longcat_audio_transformer, _longcat_audio_components,
+    ZooEntry("longcat_audio", "LongCatAudioDiTPipeline", _longcat_audio_transformer, _longcat_audio_components,
          _longcat_audio_embeds, takes_size=False, call=dict(audio_duration_s=1.0), output="audios",
          randomize_zeros=True),
 ]

@@ -1,15 +1,17 @@
-"""Image families on their offline replicas: SD3, Qwen-Image, FLUX.2, Sana, ..., each a `Spec` in `SPECS`."""
+"""Image families on their offline replicas: SD3, Qwen-Image, FLUX.2, Sana, ..., each a `ZooEntry` in `ENTRIES`."""
 
 from __future__ import annotations
 
 import diffusers
 import torch
 
-from ..replicas import _tiny_vae
-from ._common import (
-    TOKENS, PROMPT_CHARS, Spec, _emb, _mask, _flow, _vae4, _vae4_shifted, _vae16, _cfg, _masked_embeds,
-    _text_embeds, _flux_vae, _none, _kontext_image, _flux_vae16, _char_tokenizer, _prompt_only, _wan_vae,
-    _pooled_embeds, _two_encoder_embeds,
+from ..model_config import ModelConfig
+from ..calls import call_kwargs
+from ..replicas import tiny_vae
+from ..zoo_entry import ZooEntry
+from .parts import (
+    PROMPT_CHARS, TOKENS, char_tokenizer, config_of, emb, flow, flux2_vae, flux_vae, flux_vae16, mask, masked_embeds,
+    nones, pooled_embeds, prompt_only, seeded_image, text_embeds, two_encoder_embeds, vae4, vae4_shifted, vae16, wan_vae,
 )
 
 
@@ -32,10 +34,10 @@ def _qwen_vae():
 
 
 def _qwen_embeds(pipe, prompt, negative):
-    d = _cfg(pipe).joint_attention_dim
+    d = config_of(pipe).joint_attention_dim
     return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, d), prompt_embeds_mask=_mask(),
-        negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_prompt_embeds_mask=_mask(),
+        prompt_embeds=emb(prompt, 1, TOKENS, d), prompt_embeds_mask=mask(),
+        negative_prompt_embeds=emb(negative, 1, TOKENS, d), negative_prompt_embeds_mask=mask(),
     )
 
 
@@ -45,14 +47,8 @@ def _flux2_transformer(**o):
         joint_attention_dim=32, timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4)), **o})
 
 
-def _flux2_vae():
-    return diffusers.AutoencoderKLFlux2(
-        block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64,
-        mid_block_add_attention=False)
-
-
 def _flux2_embeds(pipe, prompt, negative):
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, _cfg(pipe).joint_attention_dim))
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, config_of(pipe).joint_attention_dim))
 
 
 def _sana_transformer(**o):
@@ -124,16 +120,16 @@ def _hidream_transformer(**o):
 
 
 def _hidream_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
+    c = config_of(pipe)
     llama_layers = len(c.llama_layers)
     t5, llama = c.caption_channels[0], c.caption_channels[1]
     return dict(
-        prompt_embeds_t5=_emb("t5:" + prompt, 1, TOKENS, t5),
-        negative_prompt_embeds_t5=_emb("t5:" + negative, 1, TOKENS, t5),
-        prompt_embeds_llama3=_emb("llama:" + prompt, llama_layers, 1, TOKENS, llama),
-        negative_prompt_embeds_llama3=_emb("llama:" + negative, llama_layers, 1, TOKENS, llama),
-        pooled_prompt_embeds=_emb("pooled:" + prompt, 1, c.text_emb_dim),
-        negative_pooled_prompt_embeds=_emb("pooled:" + negative, 1, c.text_emb_dim),
+        prompt_embeds_t5=emb("t5:" + prompt, 1, TOKENS, t5),
+        negative_prompt_embeds_t5=emb("t5:" + negative, 1, TOKENS, t5),
+        prompt_embeds_llama3=emb("llama:" + prompt, llama_layers, 1, TOKENS, llama),
+        negative_prompt_embeds_llama3=emb("llama:" + negative, llama_layers, 1, TOKENS, llama),
+        pooled_prompt_embeds=emb("pooled:" + prompt, 1, c.text_emb_dim),
+        negative_pooled_prompt_embeds=emb("pooled:" + negative, 1, c.text_emb_dim),
     )
 
 
@@ -144,8 +140,8 @@ def _zimage_transformer(**o):
 
 
 def _zimage_embeds(pipe, prompt, negative):
-    d = _cfg(pipe).cap_feat_dim
-    return dict(prompt_embeds=[_emb(prompt, TOKENS, d)], negative_prompt_embeds=[_emb(negative, TOKENS, d)])
+    d = config_of(pipe).cap_feat_dim
+    return dict(prompt_embeds=[emb(prompt, TOKENS, d)], negative_prompt_embeds=[emb(negative, TOKENS, d)])
 
 
 def _bria_transformer(**o):
@@ -158,6 +154,15 @@ def _dit_transformer(**o):
     return diffusers.DiTTransformer2DModel(**{**dict(
         num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=10, norm_num_groups=32,
         sample_size=8, patch_size=2), **o})
+
+
+def _dit_inputs(pipe, model: ModelConfig) -> dict:
+    """Class-conditional ImageNet DiT: class labels instead of prompts, and no size argument (the latent size is the
+    transformer's), on the hub checkpoint as on the replica."""
+    kwargs = call_kwargs(model)
+    kwargs.pop("height", None), kwargs.pop("width", None)
+    labels = model.class_labels if model.class_labels is not None else [1]
+    return {**kwargs, "class_labels": [label for label in labels for _ in range(model.num_images)]}
 
 
 def _pixart_sigma_transformer(**o):
@@ -174,12 +179,12 @@ def _kandinsky5_transformer(**o):
 
 
 def _kandinsky5_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
+    c = config_of(pipe)
     return dict(
-        prompt_embeds_qwen=_emb(prompt, 1, TOKENS, c.in_text_dim),
-        prompt_embeds_clip=_emb("clip:" + prompt, 1, c.in_text_dim2),
-        negative_prompt_embeds_qwen=_emb(negative, 1, TOKENS, c.in_text_dim),
-        negative_prompt_embeds_clip=_emb("clip:" + negative, 1, c.in_text_dim2),
+        prompt_embeds_qwen=emb(prompt, 1, TOKENS, c.in_text_dim),
+        prompt_embeds_clip=emb("clip:" + prompt, 1, c.in_text_dim2),
+        negative_prompt_embeds_qwen=emb(negative, 1, TOKENS, c.in_text_dim),
+        negative_prompt_embeds_clip=emb("clip:" + negative, 1, c.in_text_dim2),
         prompt_cu_seqlens=torch.tensor([0, TOKENS], dtype=torch.int32),
         negative_prompt_cu_seqlens=torch.tensor([0, TOKENS], dtype=torch.int32),
     )
@@ -193,9 +198,9 @@ def _flux_kontext_transformer(**o):
 
 
 def _flux_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, c.joint_attention_dim),
-                pooled_prompt_embeds=_emb("pooled:" + prompt, 1, c.pooled_projection_dim))
+    c = config_of(pipe)
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, c.joint_attention_dim),
+                pooled_prompt_embeds=emb("pooled:" + prompt, 1, c.pooled_projection_dim))
 
 
 def _hunyuan_image_transformer(**o):
@@ -213,10 +218,10 @@ def _hunyuan_image_vae():
 
 def _hunyuan_image_embeds(pipe, prompt, negative):
     # Qwen2.5-VL prompt embeddings plus ByT5 glyph embeddings; no guider: the distilled checkpoints' single pass.
-    c = _cfg(pipe)
+    c = config_of(pipe)
     return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_embeds_mask=_mask(),
-        prompt_embeds_2=_emb("byt5:" + prompt, 1, TOKENS, c.text_embed_2_dim), prompt_embeds_mask_2=_mask(),
+        prompt_embeds=emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_embeds_mask=mask(),
+        prompt_embeds_2=emb("byt5:" + prompt, 1, TOKENS, c.text_embed_2_dim), prompt_embeds_mask_2=mask(),
     )
 
 
@@ -234,14 +239,14 @@ def _visualcloze_components():
         vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
         projection_dim=32, max_position_embeddings=PROMPT_CHARS, eos_token_id=2)).eval()
     t5 = T5EncoderModel(T5Config(vocab_size=97, d_model=32, d_ff=37, d_kv=16, num_layers=1, num_heads=2)).eval()
-    return dict(scheduler=_flow(), vae=_flux_vae(), text_encoder=clip, tokenizer=_char_tokenizer(PROMPT_CHARS),
-                text_encoder_2=t5, tokenizer_2=_char_tokenizer(PROMPT_CHARS), resolution=32)
+    return dict(scheduler=flow(), vae=flux_vae(), text_encoder=clip, tokenizer=char_tokenizer(PROMPT_CHARS),
+                text_encoder_2=t5, tokenizer_2=char_tokenizer(PROMPT_CHARS), resolution=32)
 
 
 def _visualcloze_embeds(pipe, prompt, negative):
     # check_inputs refuses prompt embeddings without a task prompt and a task prompt with them: the replica encodes
     # its prompts with tiny random CLIP and T5 encoders instead. One in-context example row, then the query row.
-    image = _kontext_image(32)
+    image = seeded_image(32)
     return dict(task_prompt="in each row turn a into b", content_prompt=prompt,
                 image=[[image, image], [image, None]], max_sequence_length=PROMPT_CHARS)
 
@@ -266,8 +271,8 @@ def _longcat_image_components():
     text_encoder = Qwen2ForCausalLM(Qwen2Config(
         vocab_size=97, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
         num_key_value_heads=1, max_position_embeddings=256)).eval()
-    return dict(scheduler=_flow(), vae=_vae16(), text_encoder=text_encoder,
-                tokenizer=_char_tokenizer(PROMPT_CHARS), text_processor=None)
+    return dict(scheduler=flow(), vae=vae16(), text_encoder=text_encoder,
+                tokenizer=char_tokenizer(PROMPT_CHARS), text_processor=None)
 
 
 def _longcat_image_embeds(pipe, prompt, negative):
@@ -304,8 +309,8 @@ def _bria_fibo_components():
     text_encoder = SmolLM3ForCausalLM(SmolLM3Config(
         vocab_size=128256, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
         num_key_value_heads=1, max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
-    return dict(scheduler=_flow(), vae=_bria_fibo_vae(), text_encoder=text_encoder,
-                tokenizer=_char_tokenizer(PROMPT_CHARS))
+    return dict(scheduler=flow(), vae=_bria_fibo_vae(), text_encoder=text_encoder,
+                tokenizer=char_tokenizer(PROMPT_CHARS))
 
 
 GLM_IMAGE_SIZE = 64  # the prior tokens fix the image size: the replica always runs at 64 px
@@ -320,12 +325,12 @@ def _glm_image_transformer(**o):
 def _glm_image_embeds(pipe, prompt, negative):
     # GLM-Image's autoregressive vision-language model writes the prior image tokens that condition the DiT; the
     # replica passes seeded random ones (one per latent patch) with ByT5-like glyph embeddings.
-    c = _cfg(pipe)
+    c = config_of(pipe)
     tokens = (GLM_IMAGE_SIZE // pipe.vae_scale_factor // c.patch_size) ** 2
     generator = torch.Generator().manual_seed(len(prompt))
     return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim),
-        negative_prompt_embeds=_emb(negative, 1, TOKENS, c.text_embed_dim),
+        prompt_embeds=emb(prompt, 1, TOKENS, c.text_embed_dim),
+        negative_prompt_embeds=emb(negative, 1, TOKENS, c.text_embed_dim),
         prior_token_ids=torch.randint(0, c.prior_vq_quantizer_codebook_size, (1, tokens), generator=generator),
     )
 
@@ -359,8 +364,8 @@ def _cosmos_components():
     # The checkpoint's scheduler config carries the EDM constants the pipeline reads (sigma_data when decoding).
     scheduler = diffusers.FlowMatchEulerDiscreteScheduler(use_karras_sigmas=True)
     scheduler.register_to_config(sigma_max=80.0, sigma_min=0.002, sigma_data=1.0, final_sigmas_type="sigma_min")
-    return dict(scheduler=scheduler, vae=_wan_vae(), safety_checker=_PassThroughSafetyChecker(),
-                **_none("text_encoder", "tokenizer"))
+    return dict(scheduler=scheduler, vae=wan_vae(), safety_checker=_PassThroughSafetyChecker(),
+                **nones("text_encoder", "tokenizer"))
 
 
 def _flow_shifted():
@@ -376,8 +381,8 @@ def _ernie_image_transformer(**o):
 
 def _ernie_image_embeds(pipe, prompt, negative):
     # One (tokens, text_in_dim) tensor per prompt: a hidden state of the Mistral 3 text encoder.
-    d = _cfg(pipe).text_in_dim
-    return dict(prompt_embeds=[_emb(prompt, TOKENS, d)], negative_prompt_embeds=[_emb(negative, TOKENS, d)])
+    d = config_of(pipe).text_in_dim
+    return dict(prompt_embeds=[emb(prompt, TOKENS, d)], negative_prompt_embeds=[emb(negative, TOKENS, d)])
 
 
 QWEN3_VL_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
@@ -393,7 +398,7 @@ IDEOGRAM4_TEXT_TOKENS = 128
 
 def _qwen3_vl_tokenizer(max_length: int):
     """The character tokenizer with Qwen's chat markers as special tokens and a ChatML chat template."""
-    tokenizer = _char_tokenizer(max_length)
+    tokenizer = char_tokenizer(max_length)
     tokenizer.add_special_tokens({"additional_special_tokens": QWEN3_VL_SPECIAL_TOKENS})
     tokenizer.chat_template = QWEN3_VL_CHAT_TEMPLATE
     return tokenizer
@@ -421,7 +426,7 @@ def _ideogram4_components():
     # The call takes no prompt embeddings: it runs the Qwen3-VL decoder layers itself and stacks the hidden states of
     # 13 of them (up to layer 35), so the replica encodes with a tiny random Qwen3-VL of 36 text layers.
     tokenizer = _qwen3_vl_tokenizer(IDEOGRAM4_TEXT_TOKENS)
-    return dict(scheduler=_flow(), vae=_flux2_vae(), tokenizer=tokenizer,
+    return dict(scheduler=flow(), vae=flux2_vae(), tokenizer=tokenizer,
                 text_encoder=_qwen3_vl(IDEOGRAM4_TEXT_DIM, 36, len(tokenizer)))
 
 
@@ -435,10 +440,10 @@ def _krea2_transformer(**o):
 
 def _krea2_embeds(pipe, prompt, negative):
     # Per token, the hidden states of `num_text_layers` Qwen3-VL layers, stacked: (batch, tokens, layers, dim).
-    c = _cfg(pipe)
+    c = config_of(pipe)
     shape = (1, TOKENS, c.num_text_layers, c.text_hidden_dim)
-    return dict(prompt_embeds=_emb(prompt, *shape), prompt_embeds_mask=_mask(dtype=torch.bool),
-                negative_prompt_embeds=_emb(negative, *shape), negative_prompt_embeds_mask=_mask(dtype=torch.bool))
+    return dict(prompt_embeds=emb(prompt, *shape), prompt_embeds_mask=mask(dtype=torch.bool),
+                negative_prompt_embeds=emb(negative, *shape), negative_prompt_embeds_mask=mask(dtype=torch.bool))
 
 
 def _qwen_image21_transformer(**o):
@@ -472,7 +477,7 @@ class _Qwen3VLTextProcessor:
 
 def _qwen_image21_embeds(pipe, prompt, negative):
     # Sampled without guidance (true_cfg_scale 1), as the checkpoint is meant to be: no negative embeddings.
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, _cfg(pipe).context_in_dim), prompt_embeds_mask=_mask())
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, config_of(pipe).context_in_dim), prompt_embeds_mask=mask())
 
 
 def _nucleus_moe_image_transformer(**o):
@@ -513,9 +518,9 @@ def _joy_image_processor():
 
 def _joy_image_edit_embeds(pipe, prompt, negative):
     # Qwen3-VL's last hidden states with their masks (the Edit pipeline takes embeddings; it does not read the masks).
-    d = _cfg(pipe).text_dim
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), prompt_embeds_mask=_mask(),
-                negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_prompt_embeds_mask=_mask())
+    d = config_of(pipe).text_dim
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, d), prompt_embeds_mask=mask(),
+                negative_prompt_embeds=emb(negative, 1, TOKENS, d), negative_prompt_embeds_mask=mask())
 
 
 def _bria_fibo2_transformer(**o):
@@ -529,9 +534,9 @@ def _bria_fibo2_transformer(**o):
 
 def _bria_fibo2_embeds(pipe, prompt, negative):
     # Qwen3-VL hidden states, one bundle per text input: the Perceiver's, then one per injection block.
-    c = _cfg(pipe)
+    c = config_of(pipe)
     shape = (1, 1 + len(c.injection_layer_ids), TOKENS, c.cap_feat_dim)
-    return dict(prompt_embeds=_emb(prompt, *shape), negative_prompt_embeds=_emb(negative, *shape))
+    return dict(prompt_embeds=emb(prompt, *shape), negative_prompt_embeds=emb(negative, *shape))
 
 
 def _lumina_next_transformer(**o):
@@ -559,17 +564,17 @@ def _amused_components():
         latent_channels=8, norm_num_groups=8, num_vq_embeddings=AMUSED_CODEBOOK, sample_size=64,
         mid_block_add_attention=False, lookup_from_codebook=True)
     return dict(scheduler=diffusers.AmusedScheduler(mask_token_id=AMUSED_CODEBOOK), vqvae=vqvae,
-                **_none("text_encoder", "tokenizer"))
+                **nones("text_encoder", "tokenizer"))
 
 
 def _amused_embeds(pipe, prompt, negative):
     # CLIP's pooled text embedding and its penultimate hidden states.
-    c = _cfg(pipe)
+    c = config_of(pipe)
     return dict(
-        prompt_embeds=_emb("pooled:" + prompt, 1, c.cond_embed_dim),
-        encoder_hidden_states=_emb(prompt, 1, TOKENS, c.encoder_hidden_size),
-        negative_prompt_embeds=_emb("pooled:" + negative, 1, c.cond_embed_dim),
-        negative_encoder_hidden_states=_emb(negative, 1, TOKENS, c.encoder_hidden_size),
+        prompt_embeds=emb("pooled:" + prompt, 1, c.cond_embed_dim),
+        encoder_hidden_states=emb(prompt, 1, TOKENS, c.encoder_hidden_size),
+        negative_prompt_embeds=emb("pooled:" + negative, 1, c.cond_embed_dim),
+        negative_encoder_hidden_states=emb(negative, 1, TOKENS, c.encoder_hidden_size),
     )
 
 
@@ -597,7 +602,7 @@ def _shap_e_components():
     scheduler = diffusers.HeunDiscreteScheduler(  # Shap-E's scheduler settings
         beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
         clip_sample=True, clip_sample_range=1.0)
-    return dict(scheduler=scheduler, text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS),
+    return dict(scheduler=scheduler, text_encoder=text_encoder, tokenizer=char_tokenizer(PROMPT_CHARS),
                 shap_e_renderer=renderer)
 
 
@@ -626,7 +631,7 @@ def _vq_diffusion_components():
         max_position_embeddings=PROMPT_CHARS, eos_token_id=2)).eval()
     uncond = LearnedClassifierFreeSamplingEmbeddings(learnable=True, hidden_size=32, length=PROMPT_CHARS)
     with torch.no_grad():
-        uncond.embeddings.copy_(_emb("learned-uncond", PROMPT_CHARS, 32))
+        uncond.embeddings.copy_(emb("learned-uncond", PROMPT_CHARS, 32))
     # `vq_embed_dim` must be set: the pipeline reads it from the config to shape the codebook lookup.
     vqvae = diffusers.VQModel(
         in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
@@ -635,141 +640,140 @@ def _vq_diffusion_components():
         mid_block_add_attention=False)
     scheduler = diffusers.VQDiffusionScheduler(num_vec_classes=VQ_DIFFUSION_CODEBOOK + 1,
                                                num_train_timesteps=VQ_DIFFUSION_TIMESTEPS)
-    return dict(scheduler=scheduler, vqvae=vqvae, text_encoder=text_encoder, tokenizer=_char_tokenizer(PROMPT_CHARS),
+    return dict(scheduler=scheduler, vqvae=vqvae, text_encoder=text_encoder, tokenizer=char_tokenizer(PROMPT_CHARS),
                 learned_classifier_free_sampling_embeddings=uncond)
 
 
-SPECS: list[Spec] = [
-    Spec("sd3", "StableDiffusion3Pipeline", _sd3_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4_shifted(), **_none(
+ENTRIES: list[ZooEntry] = [
+    ZooEntry("sd3", "StableDiffusion3Pipeline", _sd3_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4_shifted(), **nones(
              "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3")),
-         _pooled_embeds("joint_attention_dim", "pooled_projection_dim")),
-    Spec("qwen_image", "QwenImagePipeline", _qwen_transformer,
-         lambda: dict(scheduler=_flow(), vae=_qwen_vae(), **_none("text_encoder", "tokenizer")),
+         pooled_embeds("joint_attention_dim", "pooled_projection_dim")),
+    ZooEntry("qwen_image", "QwenImagePipeline", _qwen_transformer,
+         lambda: dict(scheduler=flow(), vae=_qwen_vae(), **nones("text_encoder", "tokenizer")),
          _qwen_embeds, call=dict(true_cfg_scale=4.0)),
-    Spec("flux2", "Flux2Pipeline", _flux2_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "tokenizer")),
+    ZooEntry("flux2", "Flux2Pipeline", _flux2_transformer,
+         lambda: dict(scheduler=flow(), vae=flux2_vae(), **nones("text_encoder", "tokenizer")),
          _flux2_embeds),
-    Spec("sana", "SanaPipeline", _sana_transformer,
+    ZooEntry("sana", "SanaPipeline", _sana_transformer,
          lambda: dict(scheduler=diffusers.DPMSolverMultistepScheduler(), vae=_sana_vae(),
-                      **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.caption_channels), call=dict(use_resolution_binning=False, negative_prompt=None)),
-    Spec("hunyuandit", "HunyuanDiTPipeline", _hunyuandit_transformer,
-         lambda: dict(scheduler=diffusers.DDPMScheduler(), vae=_vae4(), safety_checker=None, feature_extractor=None,
+                      **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.caption_channels), call=dict(use_resolution_binning=False, negative_prompt=None)),
+    ZooEntry("hunyuandit", "HunyuanDiTPipeline", _hunyuandit_transformer,
+         lambda: dict(scheduler=diffusers.DDPMScheduler(), vae=vae4(), safety_checker=None, feature_extractor=None,
                       requires_safety_checker=False,
-                      **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
-         _two_encoder_embeds("cross_attention_dim", "cross_attention_dim_t5", "prompt_attention_mask", "t5:"),
+                      **nones("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+         two_encoder_embeds("cross_attention_dim", "cross_attention_dim_t5", "prompt_attention_mask", "t5:"),
          call=dict(use_resolution_binning=False)),
-    Spec("cogview3", "CogView3PlusPipeline", _cogview3_transformer,
-         lambda: dict(scheduler=diffusers.CogVideoXDDIMScheduler(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_embed_dim")),
-    Spec("cogview4", "CogView4Pipeline", _cogview4_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_embed_dim")),
-    Spec("lumina2", "Lumina2Pipeline", _lumina2_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4_shifted(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.cap_feat_dim)),
-    Spec("auraflow", "AuraFlowPipeline", _auraflow_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.joint_attention_dim)),
-    Spec("chroma", "ChromaPipeline", _chroma_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.joint_attention_dim, dtype=torch.bool)),
-    Spec("hidream", "HiDreamImagePipeline", _hidream_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4_shifted(), **_none(
+    ZooEntry("cogview3", "CogView3PlusPipeline", _cogview3_transformer,
+         lambda: dict(scheduler=diffusers.CogVideoXDDIMScheduler(), vae=vae4(), **nones("text_encoder", "tokenizer")),
+         text_embeds("text_embed_dim")),
+    ZooEntry("cogview4", "CogView4Pipeline", _cogview4_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4(), **nones("text_encoder", "tokenizer")),
+         text_embeds("text_embed_dim")),
+    ZooEntry("lumina2", "Lumina2Pipeline", _lumina2_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4_shifted(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.cap_feat_dim)),
+    ZooEntry("auraflow", "AuraFlowPipeline", _auraflow_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.joint_attention_dim)),
+    ZooEntry("chroma", "ChromaPipeline", _chroma_transformer,
+         lambda: dict(scheduler=flow(), vae=flux_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.joint_attention_dim, dtype=torch.bool)),
+    ZooEntry("hidream", "HiDreamImagePipeline", _hidream_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4_shifted(), **nones(
              "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3",
              "text_encoder_4", "tokenizer_4")),
          _hidream_embeds, setup=dict(default_sample_size=8)),
-    Spec("z_image", "ZImagePipeline", _zimage_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae16(), **_none("text_encoder", "tokenizer")),
+    ZooEntry("z_image", "ZImagePipeline", _zimage_transformer,
+         lambda: dict(scheduler=flow(), vae=vae16(), **nones("text_encoder", "tokenizer")),
          _zimage_embeds),
-    Spec("bria", "BriaPipeline", _bria_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux_vae(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("joint_attention_dim")),
-    Spec("dit", "DiTPipeline", _dit_transformer,
-         lambda: dict(scheduler=diffusers.DDIMScheduler(), vae=_vae4()),
-         lambda pipe, prompt, negative: dict(class_labels=[1])),
-    Spec("pixart_sigma", "PixArtSigmaPipeline", _pixart_sigma_transformer,
-         lambda: dict(scheduler=diffusers.DPMSolverMultistepScheduler(), vae=_vae4(),
-                      **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.caption_channels), call=dict(use_resolution_binning=False, negative_prompt=None)),
-    Spec("kandinsky5", "Kandinsky5T2IPipeline", _kandinsky5_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux_vae16(),
-                      **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+    ZooEntry("bria", "BriaPipeline", _bria_transformer,
+         lambda: dict(scheduler=flow(), vae=flux_vae(), **nones("text_encoder", "tokenizer")),
+         text_embeds("joint_attention_dim")),
+    ZooEntry("dit", "DiTPipeline", _dit_transformer,
+         lambda: dict(scheduler=diffusers.DDIMScheduler(), vae=vae4()), call_inputs=_dit_inputs),
+    ZooEntry("pixart_sigma", "PixArtSigmaPipeline", _pixart_sigma_transformer,
+         lambda: dict(scheduler=diffusers.DPMSolverMultistepScheduler(), vae=vae4(),
+                      **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.caption_channels), call=dict(use_resolution_binning=False, negative_prompt=None)),
+    ZooEntry("kandinsky5", "Kandinsky5T2IPipeline", _kandinsky5_transformer,
+         lambda: dict(scheduler=flow(), vae=flux_vae16(),
+                      **nones("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
          _kandinsky5_embeds, output="image", setup=dict(resolutions=[(64, 64)]), randomize_zeros=True),
-    Spec("flux_kontext", "FluxKontextPipeline", _flux_kontext_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux_vae(), **_none(
+    ZooEntry("flux_kontext", "FluxKontextPipeline", _flux_kontext_transformer,
+         lambda: dict(scheduler=flow(), vae=flux_vae(), **nones(
              "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "image_encoder", "feature_extractor")),
-         _flux_embeds, call=dict(image=_kontext_image(), _auto_resize=False, max_area=64 * 64)),
-    Spec("hunyuan_image", "HunyuanImagePipeline", _hunyuan_image_transformer,
-         lambda: dict(scheduler=_flow(), vae=_hunyuan_image_vae(), guider=None, ocr_guider=None, **_none(
+         _flux_embeds, call=dict(image=seeded_image(), _auto_resize=False, max_area=64 * 64)),
+    ZooEntry("hunyuan_image", "HunyuanImagePipeline", _hunyuan_image_transformer,
+         lambda: dict(scheduler=flow(), vae=_hunyuan_image_vae(), guider=None, ocr_guider=None, **nones(
              "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
          _hunyuan_image_embeds),
-    Spec("visualcloze", "VisualClozeGenerationPipeline", _visualcloze_transformer, _visualcloze_components,
+    ZooEntry("visualcloze", "VisualClozeGenerationPipeline", _visualcloze_transformer, _visualcloze_components,
          _visualcloze_embeds, takes_size=False),
-    Spec("bria_fibo", "BriaFiboPipeline", _bria_fibo_transformer, _bria_fibo_components, _prompt_only,
+    ZooEntry("bria_fibo", "BriaFiboPipeline", _bria_fibo_transformer, _bria_fibo_components, prompt_only,
          call=dict(max_sequence_length=PROMPT_CHARS)),
     # Qwen2.5-VL prompt embeddings; the prompt rewrite needs the VL model, so the replica turns it off.
-    Spec("longcat_image", "LongCatImagePipeline", _longcat_image_transformer,
+    ZooEntry("longcat_image", "LongCatImagePipeline", _longcat_image_transformer,
          _longcat_image_components, _longcat_image_embeds, setup=dict(tokenizer_max_length=PROMPT_CHARS)),
-    Spec("ovis_image", "OvisImagePipeline", _ovis_image_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae16(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("joint_attention_dim"), call=dict(negative_prompt=None)),
-    Spec("prx", "PRXPipeline", _prx_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae16(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.context_in_dim, dtype=torch.bool),
+    ZooEntry("ovis_image", "OvisImagePipeline", _ovis_image_transformer,
+         lambda: dict(scheduler=flow(), vae=vae16(), **nones("text_encoder", "tokenizer")),
+         text_embeds("joint_attention_dim"), call=dict(negative_prompt=None)),
+    ZooEntry("prx", "PRXPipeline", _prx_transformer,
+         lambda: dict(scheduler=flow(), vae=vae16(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.context_in_dim, dtype=torch.bool),
          call=dict(use_resolution_binning=False, negative_prompt=None),
          randomize_zeros=True),  # adaLN-zero: every block's modulation starts at zero,
-    Spec("glm_image", "GlmImagePipeline", _glm_image_transformer,
-         lambda: dict(scheduler=_flow(), vae=_tiny_vae(16, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
-                      **_none("tokenizer", "processor", "text_encoder", "vision_language_encoder")),
+    ZooEntry("glm_image", "GlmImagePipeline", _glm_image_transformer,
+         lambda: dict(scheduler=flow(), vae=tiny_vae(16, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
+                      **nones("tokenizer", "processor", "text_encoder", "vision_language_encoder")),
          _glm_image_embeds, call=dict(height=GLM_IMAGE_SIZE, width=GLM_IMAGE_SIZE)),
     # Cosmos-Predict2 text-to-image: one-frame video latents through the Wan VAE; T5 prompt embeddings.
-    Spec("cosmos", "Cosmos2TextToImagePipeline", _cosmos_transformer, _cosmos_components,
-         _text_embeds("text_embed_dim")),
-    Spec("ernie_image", "ErnieImagePipeline", _ernie_image_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "tokenizer")),
+    ZooEntry("cosmos", "Cosmos2TextToImagePipeline", _cosmos_transformer, _cosmos_components,
+         text_embeds("text_embed_dim")),
+    ZooEntry("ernie_image", "ErnieImagePipeline", _ernie_image_transformer,
+         lambda: dict(scheduler=flow(), vae=flux2_vae(), **nones("text_encoder", "tokenizer")),
          _ernie_image_embeds, randomize_zeros=True),  # zero-initialised shared adaLN and output projection
     # Asymmetric CFG through a second, unconditional transformer. A constant guidance stands in for the default
     # per-step schedule, which has one entry per step of the checkpoint's 48.
-    Spec("ideogram4", "Ideogram4Pipeline", _ideogram4_transformer, _ideogram4_components,
+    ZooEntry("ideogram4", "Ideogram4Pipeline", _ideogram4_transformer, _ideogram4_components,
          lambda pipe, prompt, negative: dict(prompt=prompt),
          call=dict(max_sequence_length=IDEOGRAM4_TEXT_TOKENS, guidance_scale=7.0, guidance_schedule=None),
          transformers=("transformer", "unconditional_transformer")),
-    Spec("krea2", "Krea2Pipeline", _krea2_transformer,
+    ZooEntry("krea2", "Krea2Pipeline", _krea2_transformer,
          lambda: dict(scheduler=_flow_shifted(), vae=_qwen_vae(), text_encoder_select_layers=(2, 5, 8),
-                      **_none("text_encoder", "tokenizer")),
+                      **nones("text_encoder", "tokenizer")),
          _krea2_embeds),
-    Spec("qwen_image21", "QwenImage21Pipeline", _qwen_image21_transformer,
+    ZooEntry("qwen_image21", "QwenImage21Pipeline", _qwen_image21_transformer,
          lambda: dict(scheduler=_flow_shifted(), vae=_qwen_image21_vae(), text_encoder=None,
                       processor=_Qwen3VLTextProcessor(_qwen3_vl_tokenizer(PROMPT_CHARS))),
          _qwen_image21_embeds),
-    Spec("nucleus_moe_image", "NucleusMoEImagePipeline", _nucleus_moe_image_transformer,
-         lambda: dict(scheduler=_flow_shifted(), vae=_qwen_vae(), **_none("text_encoder", "processor")),
-         _masked_embeds(lambda c: c.joint_attention_dim, mask_key="prompt_embeds_mask")),
+    ZooEntry("nucleus_moe_image", "NucleusMoEImagePipeline", _nucleus_moe_image_transformer,
+         lambda: dict(scheduler=_flow_shifted(), vae=_qwen_vae(), **nones("text_encoder", "processor")),
+         masked_embeds(lambda c: c.joint_attention_dim, mask_key="prompt_embeds_mask")),
     # Text-to-image mode (no `image`): with one, the pipeline encodes the reference with `latent_dist.sample()` and no
     # generator, i.e. from the global RNG, so two seeded calls differ and bit-exactness could not be checked.
-    Spec("joy_image_edit", "JoyImageEditPipeline", _joy_image_edit_transformer,
-         lambda: dict(scheduler=_flow(), vae=_wan_vae(), **_none("text_encoder", "tokenizer", "processor")),
+    ZooEntry("joy_image_edit", "JoyImageEditPipeline", _joy_image_edit_transformer,
+         lambda: dict(scheduler=flow(), vae=wan_vae(), **nones("text_encoder", "tokenizer", "processor")),
          _joy_image_edit_embeds, setup=dict(vae_image_processor=_joy_image_processor())),
-    Spec("bria_fibo2", "BriaFibo2Pipeline", _bria_fibo2_transformer,
-         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "processor")),
+    ZooEntry("bria_fibo2", "BriaFibo2Pipeline", _bria_fibo2_transformer,
+         lambda: dict(scheduler=flow(), vae=flux2_vae(), **nones("text_encoder", "processor")),
          _bria_fibo2_embeds),
-    Spec("lumina_next", "LuminaPipeline", _lumina_next_transformer,
-         lambda: dict(scheduler=_flow(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.cross_attention_dim)),
+    ZooEntry("lumina_next", "LuminaPipeline", _lumina_next_transformer,
+         lambda: dict(scheduler=flow(), vae=vae4(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.cross_attention_dim)),
     # A reference image, so step 0 is the K/V extract pass and the later steps read the cached reference K/V.
-    Spec("flux2_klein_kv", "Flux2KleinKVPipeline", lambda **o: _flux2_transformer(**{"guidance_embeds": False, **o}),
-         lambda: dict(scheduler=_flow(), vae=_flux2_vae(), **_none("text_encoder", "tokenizer")),
-         _flux2_embeds, call=dict(image=_kontext_image())),
+    ZooEntry("flux2_klein_kv", "Flux2KleinKVPipeline", lambda **o: _flux2_transformer(**{"guidance_embeds": False, **o}),
+         lambda: dict(scheduler=flow(), vae=flux2_vae(), **nones("text_encoder", "tokenizer")),
+         _flux2_embeds, call=dict(image=seeded_image())),
     # aMUSEd: masked-token generation; each step's transformer predicts codebook logits for every VQ token.
-    Spec("amused", "AmusedPipeline", _amused_transformer, _amused_components, _amused_embeds),
+    ZooEntry("amused", "AmusedPipeline", _amused_transformer, _amused_components, _amused_embeds),
     # Shap-E text-to-3D: a PriorTransformer (`prior`) denoises the 3D latents; images are 20 rendered views.
-    Spec("shap_e", "ShapEPipeline", _shap_e_prior, _shap_e_components,
+    ZooEntry("shap_e", "ShapEPipeline", _shap_e_prior, _shap_e_components,
          lambda pipe, prompt, negative: dict(prompt=prompt),
          takes_size=False, transformers=("prior",),
          call=dict(frame_size=32)),  # the renderer needs 20 views x frame_size**2 rays in whole batches of 4096
     # VQ-Diffusion: discrete diffusion over VQ tokens; the transformer's sample_size fixes the size (8x8 tokens, 64 px).
-    Spec("vq_diffusion", "VQDiffusionPipeline", _vq_diffusion_transformer, _vq_diffusion_components,
+    ZooEntry("vq_diffusion", "VQDiffusionPipeline", _vq_diffusion_transformer, _vq_diffusion_components,
          lambda pipe, prompt, negative: dict(prompt=prompt), takes_size=False),
 ]

@@ -20,7 +20,8 @@ import torch
 
 from ..model_config import ModelSource
 from ..calls import DEFAULT_PROMPT, call_kwargs, prompt_of
-from ._common import TOKENS, Spec, _emb
+from ..zoo_entry import ZooEntry
+from .parts import TOKENS, emb, flux2_vae, seeded_image, wan_vae
 
 __all__ = [
     "MODULAR_REPLICAS", "build_modular", "modular_inputs", "ModularReplica", "MODULAR_ONLY_REPLICAS",
@@ -62,14 +63,14 @@ def build_modular(modular_class: str, classic) -> "diffusers.ModularPipeline":
     return pipe
 
 
-def modular_inputs(spec: Spec, classic, num_inference_steps: int) -> dict:
+def modular_inputs(entry: ZooEntry, classic, num_inference_steps: int) -> dict:
     """The modular call: the classic replica's prompt embeddings, size and frames, returning latents."""
-    kwargs = {**spec.embeds(classic, DEFAULT_PROMPT, ""), "num_inference_steps": num_inference_steps,
+    kwargs = {**entry.embeds(classic, DEFAULT_PROMPT, ""), "num_inference_steps": num_inference_steps,
               "output": "latents"}
-    if spec.takes_size:
-        kwargs.update(height=spec.size, width=spec.size)
-    if spec.frames is not None:
-        kwargs[spec.frames_key] = spec.frames
+    if entry.takes_size:
+        kwargs.update(height=entry.size, width=entry.size)
+    if entry.frames is not None:
+        kwargs[entry.frames_key] = entry.frames
     return kwargs
 
 
@@ -97,20 +98,18 @@ class ModularReplica:
 
 
 def _flux3_components(flow_map: bool = False) -> dict:
-    from .image import _flux2_vae  # FLUX.3 decodes with the FLUX.2 VAE class
-
-    # 2 image mode blocks + 8 joint single blocks are cached (the text mode blocks always compute).
+    # FLUX.3 decodes with the FLUX.2 VAE class. 2 image mode blocks + 8 joint single blocks are cached (the text mode blocks always compute).
     transformer = diffusers.Flux3Transformer2DModel(
         in_channels=16, cond_in_channels=16, num_layers=2, num_single_layers=8, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=32, timestep_channels=32, axes_dims_rope=(4, 4, 4, 4),
         flow_map=flow_map)
-    return dict(transformer=transformer, vae=_flux2_vae(), scheduler=diffusers.FlowMatchEulerDiscreteScheduler())
+    return dict(transformer=transformer, vae=flux2_vae(), scheduler=diffusers.FlowMatchEulerDiscreteScheduler())
 
 
 def _flux3_inputs(negative: bool = True) -> dict:
-    embeds = {"prompt_embeds": _emb(DEFAULT_PROMPT, 1, TOKENS, 32)}
+    embeds = {"prompt_embeds": emb(DEFAULT_PROMPT, 1, TOKENS, 32)}
     if negative:  # the base model's default guider runs classifier-free guidance
-        embeds["negative_prompt_embeds"] = _emb("", 1, TOKENS, 32)
+        embeds["negative_prompt_embeds"] = emb("", 1, TOKENS, 32)
     return {**embeds, "height": 64, "width": 64}
 
 
@@ -140,7 +139,7 @@ def _minimax_h3_components() -> dict:
 
 def _minimax_h3_inputs() -> dict:
     # 120 frames (5 s, the shortest it generates; rounded to 124) at 32 px: 37 video rows, 2 x 207 audio rows.
-    return dict(prompt_embeds=_emb(DEFAULT_PROMPT, 1, TOKENS, 32), text_token_tags=torch.full((TOKENS,), 1),
+    return dict(prompt_embeds=emb(DEFAULT_PROMPT, 1, TOKENS, 32), text_token_tags=torch.full((TOKENS,), 1),
                 height=32, width=32, num_frames=120)
 
 
@@ -157,7 +156,7 @@ def _minimax_music3_components() -> dict:
 
 def _minimax_music3_inputs() -> dict:
     # The language model's per-frame hidden states (2 layers x 8 channels); 8 frames make one 27-latent window.
-    return dict(frame_hiddens=_emb(DEFAULT_PROMPT, 1, TOKENS, 16), output_type="pt")
+    return dict(frame_hiddens=emb(DEFAULT_PROMPT, 1, TOKENS, 16), output_type="pt")
 
 
 def _wan_animate2_components() -> dict:
@@ -166,7 +165,6 @@ def _wan_animate2_components() -> dict:
     and uncompiled flex attention is slow, hence `slow`."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    from ._common import _wan_vae
 
     transformer = diffusers.WanAnimate2Transformer3DModel(
         text_len=TOKENS, in_dim=36, dim=32, ffn_dim=64, freq_dim=32, text_dim=32, out_dim=16, num_heads=2,
@@ -175,19 +173,17 @@ def _wan_animate2_components() -> dict:
     image_encoder = CLIPVisionModel(CLIPVisionConfig(
         hidden_size=1280, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=224,
         patch_size=112))
-    return dict(transformer=transformer, vae=_wan_vae(), image_encoder=image_encoder,
+    return dict(transformer=transformer, vae=wan_vae(), image_encoder=image_encoder,
                 scheduler=diffusers.FlowMatchEulerDiscreteScheduler())
 
 
 def _wan_animate2_inputs(negative: bool = True) -> dict:
-    from ._common import _kontext_image
-
-    embeds = {"prompt_embeds": _emb(DEFAULT_PROMPT, 1, TOKENS, 32),
-              "prompt_ref_embeds": _emb("a reference video of motion", 1, TOKENS, 32)}
+    embeds = {"prompt_embeds": emb(DEFAULT_PROMPT, 1, TOKENS, 32),
+              "prompt_ref_embeds": emb("a reference video of motion", 1, TOKENS, 32)}
     if negative:
-        embeds["negative_prompt_embeds"] = _emb("", 1, TOKENS, 32)
+        embeds["negative_prompt_embeds"] = emb("", 1, TOKENS, 32)
     # One 5-frame segment at 32 px: a seeded random reference image and driving video.
-    return {**embeds, "image": _kontext_image(32), "driving_video": [_kontext_image(32)] * 5, "height": 32,
+    return {**embeds, "image": seeded_image(32), "driving_video": [seeded_image(32)] * 5, "height": 32,
             "width": 32, "segment_frame_length": 5, "output_type": "pt"}
 
 
@@ -234,11 +230,11 @@ def modular_replica(modular_class: str, num_inference_steps: int) -> tuple["diff
         replica = MODULAR_ONLY_REPLICAS[modular_class]
         inputs = {**replica.inputs(), "num_inference_steps": num_inference_steps, "output": replica.output}
         return build_modular_only(modular_class), inputs
-    from . import SPECS, build_replica
+    from ..entries import get_entry  # the table holds this module's runner entries: imported when called
 
-    spec = next(spec for spec in SPECS if spec.name == MODULAR_REPLICAS[modular_class])
-    classic = build_replica(spec)
-    return build_modular(modular_class, classic), modular_inputs(spec, classic, num_inference_steps)
+    entry = get_entry(MODULAR_REPLICAS[modular_class])
+    classic = entry.build_replica()
+    return build_modular(modular_class, classic), modular_inputs(entry, classic, num_inference_steps)
 
 
 def _refuse_overrides(modular_class: str, overrides: dict) -> None:
@@ -274,5 +270,5 @@ def runner_inputs(modular_class: str, pipe, model) -> dict:
             kwargs["negative_prompt"] = model.negative_prompt
         return kwargs
     kwargs = {**MODULAR_ONLY_REPLICAS[modular_class].inputs(), **kwargs}  # a set model size wins over the replica's
-    kwargs["prompt_embeds"] = _emb(prompt, *kwargs["prompt_embeds"].shape)  # the prompt seeds the stand-in
+    kwargs["prompt_embeds"] = emb(prompt, *kwargs["prompt_embeds"].shape)  # the prompt seeds the stand-in
     return kwargs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import diffusers
 import torch
 
-from ._common import Spec
+from ..zoo_entry import ZooEntry
 
 RESIDUES = 8  # tokens of the replica's protein
 
@@ -53,8 +53,8 @@ def _rfd4_inputs(pipe, prompt, negative):
                 conditioning_features=conditioning)
 
 
-SPECS: list[Spec] = [
+ENTRIES: list[ZooEntry] = [
     # A protein of 8 residues; the output is its atom37 coordinates in nanometers, (1, 8, 37, 3).
-    Spec("rfd4_proteina", "RFD4ProteinaPipeline", _rfd4_transformer, _rfd4_components, _rfd4_inputs,
+    ZooEntry("rfd4_proteina", "RFD4ProteinaPipeline", _rfd4_transformer, _rfd4_components, _rfd4_inputs,
          takes_size=False, output="coords_nm", steps=_rfd4_steps),
 ]

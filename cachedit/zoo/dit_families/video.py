@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import diffusers
 
-from ._common import (
-    TOKENS, Spec, _emb, _mask, _flow, _cfg, _masked_embeds, _text_embeds, _none, _wan_vae, _kontext_image,
-    _char_tokenizer, _prompt_only, _vae4, _pooled_embeds, _two_encoder_embeds,
+from ..zoo_entry import ZooEntry
+from .parts import (
+    TOKENS, char_tokenizer, config_of, emb, flow, mask, masked_embeds, nones, pooled_embeds, prompt_only, seeded_image,
+    text_embeds, two_encoder_embeds, vae4, wan_vae,
 )
 
 
@@ -37,10 +38,10 @@ def _hunyuan_video_vae():
 
 
 def _hunyuan_video_embeds(pipe, prompt, negative):
-    c = _cfg(pipe)
+    c = config_of(pipe)
     return dict(
-        prompt_embeds=_emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_attention_mask=_mask(),
-        pooled_prompt_embeds=_emb("pooled:" + prompt, 1, c.pooled_projection_dim),
+        prompt_embeds=emb(prompt, 1, TOKENS, c.text_embed_dim), prompt_attention_mask=mask(),
+        pooled_prompt_embeds=emb("pooled:" + prompt, 1, c.pooled_projection_dim),
     )
 
 
@@ -147,12 +148,12 @@ def _chronoedit_components():
         hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
         patch_size=8, projection_dim=32)).eval()
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    return dict(scheduler=_flow(), vae=_wan_vae(), image_encoder=image_encoder, image_processor=image_processor,
-                **_none("text_encoder", "tokenizer"))
+    return dict(scheduler=flow(), vae=wan_vae(), image_encoder=image_encoder, image_processor=image_processor,
+                **nones("text_encoder", "tokenizer"))
 
 
 def _chronoedit_embeds(pipe, prompt, negative):
-    return {**_text_embeds("text_dim")(pipe, prompt, negative), "image": _kontext_image(32)}
+    return {**text_embeds("text_dim")(pipe, prompt, negative), "image": seeded_image(32)}
 
 
 def _ltx2_transformer(**o):
@@ -187,15 +188,15 @@ def _ltx2_components():
     vocoder = LTX2Vocoder(
         in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4], upsample_factors=[2, 2],
         resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]], output_sampling_rate=16000)
-    return dict(scheduler=_flow(), vae=vae, audio_vae=audio_vae, connectors=connectors, vocoder=vocoder,
-                **_none("text_encoder", "tokenizer"))
+    return dict(scheduler=flow(), vae=vae, audio_vae=audio_vae, connectors=connectors, vocoder=vocoder,
+                **nones("text_encoder", "tokenizer"))
 
 
 def _ltx2_embeds(pipe, prompt, negative):
     c = pipe.connectors.config
     d = c.caption_channels * c.text_proj_in_factor  # the text encoder's layers, stacked and flattened
-    return dict(prompt_embeds=_emb(prompt, 1, TOKENS, d), prompt_attention_mask=_mask(),
-                negative_prompt_embeds=_emb(negative, 1, TOKENS, d), negative_prompt_attention_mask=_mask())
+    return dict(prompt_embeds=emb(prompt, 1, TOKENS, d), prompt_attention_mask=mask(),
+                negative_prompt_embeds=emb(negative, 1, TOKENS, d), negative_prompt_attention_mask=mask())
 
 
 CONSISID_FACE = dict(LFE_id_dim=8, LFE_vit_dim=8, LFE_num_scale=1)  # face-model feature widths of the replica
@@ -216,11 +217,11 @@ def _consisid_transformer(**o):
 def _consisid_embeds(pipe, prompt, negative):
     # The face models (insightface, EVA-CLIP, face parsing) run outside the pipeline, whose call takes their outputs:
     # seeded stand-ins of the identity embedding `id_cond` and the ViT hidden states `id_vit_hidden` (one per scale).
-    c = _cfg(pipe)
+    c = config_of(pipe)
     return {
-        **_text_embeds("text_embed_dim")(pipe, prompt, negative), "image": _kontext_image(32),
-        "id_cond": _emb("face-id", 1, c.LFE_id_dim),
-        "id_vit_hidden": [_emb(f"face-vit{i}", 1, TOKENS, c.LFE_vit_dim) for i in range(c.LFE_num_scale)],
+        **text_embeds("text_embed_dim")(pipe, prompt, negative), "image": seeded_image(32),
+        "id_cond": emb("face-id", 1, c.LFE_id_dim),
+        "id_vit_hidden": [emb(f"face-vit{i}", 1, TOKENS, c.LFE_vit_dim) for i in range(c.LFE_num_scale)],
     }
 
 
@@ -243,8 +244,8 @@ def _kandinsky6_components():
     vocoder = diffusers.MMAudioVocoder(num_mels=8, upsample_initial_channel=8, upsample_rates=(8,),
                                        upsample_kernel_sizes=(16,), resblock_kernel_sizes=(3,),
                                        resblock_dilation_sizes=((1,),))
-    return dict(scheduler=_flow(), vae=_hunyuan_video_vae(), audio_vae=audio_vae, vocoder=vocoder,
-                **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"))
+    return dict(scheduler=flow(), vae=_hunyuan_video_vae(), audio_vae=audio_vae, vocoder=vocoder,
+                **nones("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"))
 
 
 K6_SR_TILE = 32  # pixels of the replica's one trained tile: 8x8 latents, the NABLA attention's 8x8 token block
@@ -260,12 +261,12 @@ def _kandinsky6_sr_transformer(**o):
 def _kandinsky6_sr_components():
     vae = diffusers.Kandinsky6SRVAE(latent_channels=4, encoder_block_out_channels=(8, 8, 8),
                                     decoder_block_out_channels=(8, 8, 8), layers_per_block=1)  # 4x spatial
-    return dict(scheduler=_flow(), vae=vae, latent_upscaler=None)
+    return dict(scheduler=flow(), vae=vae, latent_upscaler=None)
 
 
 def _kandinsky6_sr_embeds(pipe, prompt, negative):
     # Text-free: the input is a low-resolution video (5 frames, one tile at 2x), a seeded stand-in for a generated one.
-    return dict(video=[_kontext_image(K6_SR_TILE // 2)] * 5)
+    return dict(video=[seeded_image(K6_SR_TILE // 2)] * 5)
 
 
 def _helios_transformer(**o):
@@ -318,11 +319,11 @@ def _sana_wm_camera(frames: int = SANA_WM_FRAMES):
 
 def _sana_wm_embeds(pipe, prompt, negative):
     # Gemma-2 hidden states are (1, 1, tokens, dim); the call also needs the first frame and a camera trajectory.
-    d = _cfg(pipe).caption_channels
+    d = config_of(pipe).caption_channels
     c2w, intrinsics = _sana_wm_camera()
-    return dict(prompt=prompt, image=_kontext_image(32), c2w=c2w, intrinsics=intrinsics,
-                prompt_embeds=_emb(prompt, 1, 1, TOKENS, d), prompt_attention_mask=_mask(),
-                negative_prompt_embeds=_emb(negative, 1, 1, TOKENS, d), negative_prompt_attention_mask=_mask())
+    return dict(prompt=prompt, image=seeded_image(32), c2w=c2w, intrinsics=intrinsics,
+                prompt_embeds=emb(prompt, 1, 1, TOKENS, d), prompt_attention_mask=mask(),
+                negative_prompt_embeds=emb(negative, 1, 1, TOKENS, d), negative_prompt_attention_mask=mask())
 
 
 def _anyflow_transformer(**o):
@@ -342,7 +343,7 @@ def _cosmos3_omni_transformer(**o):
 def _cosmos3_tokenizer():
     """The transformer embeds token ids itself (no text encoder): a character tokenizer with the generation-start
     token the pipeline appends and a plain chat template (the pipeline tokenizes through apply_chat_template)."""
-    tokenizer = _char_tokenizer(4096)
+    tokenizer = char_tokenizer(4096)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|vision_start|>"]})
     tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                                "{% if add_generation_prompt %}assistant:{% endif %}")
@@ -351,7 +352,7 @@ def _cosmos3_tokenizer():
 
 def _cosmos3_omni_components():
     # The cosmos_guardrail safety checker cannot be installed here: the pipeline's own switch turns it off.
-    return dict(text_tokenizer=_cosmos3_tokenizer(), vae=_wan_vae(), scheduler=diffusers.UniPCMultistepScheduler(),
+    return dict(text_tokenizer=_cosmos3_tokenizer(), vae=wan_vae(), scheduler=diffusers.UniPCMultistepScheduler(),
                 sound_tokenizer=None, enable_safety_checker=False)
 
 
@@ -376,114 +377,114 @@ def _anyflow_far_transformer(**o):
 
 
 def _anyflow_components():
-    return dict(scheduler=diffusers.FlowMapEulerDiscreteScheduler(), vae=_wan_vae(),
-                **_none("text_encoder", "tokenizer"))
+    return dict(scheduler=diffusers.FlowMapEulerDiscreteScheduler(), vae=wan_vae(),
+                **nones("text_encoder", "tokenizer"))
 
 
-SPECS: list[Spec] = [
-    Spec("wan", "WanPipeline", _wan_transformer,
+ENTRIES: list[ZooEntry] = [
+    ZooEntry("wan", "WanPipeline", _wan_transformer,
          lambda: dict(scheduler=diffusers.UniPCMultistepScheduler(flow_shift=3.0, prediction_type="flow_prediction",
                                                                    use_flow_sigmas=True),
-                      vae=_wan_vae(), transformer_2=None, **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_dim"), size=32, frames=5, output="frames"),
+                      vae=wan_vae(), transformer_2=None, **nones("text_encoder", "tokenizer")),
+         text_embeds("text_dim"), size=32, frames=5, output="frames"),
     # Wan 2.2 A14B: a high-noise and a low-noise expert, switched at boundary_ratio of the timesteps.
-    Spec("wan22", "WanPipeline", _wan_transformer,
+    ZooEntry("wan22", "WanPipeline", _wan_transformer,
          lambda: dict(scheduler=diffusers.UniPCMultistepScheduler(flow_shift=3.0, prediction_type="flow_prediction",
                                                                    use_flow_sigmas=True),
-                      vae=_wan_vae(), boundary_ratio=0.875, **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_dim"), size=32, frames=5, output="frames", transformers=("transformer", "transformer_2")),
-    Spec("skyreels_v2", "SkyReelsV2Pipeline", _skyreels_transformer,
+                      vae=wan_vae(), boundary_ratio=0.875, **nones("text_encoder", "tokenizer")),
+         text_embeds("text_dim"), size=32, frames=5, output="frames", transformers=("transformer", "transformer_2")),
+    ZooEntry("skyreels_v2", "SkyReelsV2Pipeline", _skyreels_transformer,
          lambda: dict(scheduler=diffusers.UniPCMultistepScheduler(flow_shift=8.0, prediction_type="flow_prediction",
                                                                    use_flow_sigmas=True),
-                      vae=_wan_vae(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_dim"), size=32, frames=5, output="frames"),
-    Spec("hunyuan_video", "HunyuanVideoPipeline", _hunyuan_video_transformer,
-         lambda: dict(scheduler=_flow(), vae=_hunyuan_video_vae(),
-                      **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+                      vae=wan_vae(), **nones("text_encoder", "tokenizer")),
+         text_embeds("text_dim"), size=32, frames=5, output="frames"),
+    ZooEntry("hunyuan_video", "HunyuanVideoPipeline", _hunyuan_video_transformer,
+         lambda: dict(scheduler=flow(), vae=_hunyuan_video_vae(),
+                      **nones("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
          _hunyuan_video_embeds, size=32, frames=5, output="frames"),
-    Spec("cogvideox", "CogVideoXPipeline", _cogvideox_transformer,
+    ZooEntry("cogvideox", "CogVideoXPipeline", _cogvideox_transformer,
          lambda: dict(scheduler=diffusers.CogVideoXDDIMScheduler(), vae=_cogvideox_vae(),
-                      **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_embed_dim"), size=32, frames=9, output="frames"),
-    Spec("ltx", "LTXPipeline", _ltx_transformer,
-         lambda: dict(scheduler=_flow(), vae=_ltx_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.caption_channels), size=32, frames=9, output="frames"),
-    Spec("mochi", "MochiPipeline", _mochi_transformer,
-         lambda: dict(scheduler=_flow(), vae=_mochi_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.text_embed_dim), size=32, frames=7, output="frames"),
-    Spec("allegro", "AllegroPipeline", _allegro_transformer,
+                      **nones("text_encoder", "tokenizer")),
+         text_embeds("text_embed_dim"), size=32, frames=9, output="frames"),
+    ZooEntry("ltx", "LTXPipeline", _ltx_transformer,
+         lambda: dict(scheduler=flow(), vae=_ltx_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.caption_channels), size=32, frames=9, output="frames"),
+    ZooEntry("mochi", "MochiPipeline", _mochi_transformer,
+         lambda: dict(scheduler=flow(), vae=_mochi_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.text_embed_dim), size=32, frames=7, output="frames"),
+    ZooEntry("allegro", "AllegroPipeline", _allegro_transformer,
          lambda: dict(scheduler=diffusers.EulerAncestralDiscreteScheduler(),
-                      vae=_allegro_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.caption_channels), size=32, frames=8, output="frames",
+                      vae=_allegro_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.caption_channels), size=32, frames=8, output="frames",
          call=dict(negative_prompt=None)),
-    Spec("easyanimate", "EasyAnimatePipeline", _easyanimate_transformer,
-         lambda: dict(scheduler=_flow(), vae=_easyanimate_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
-    Spec("sana_video", "SanaVideoPipeline", _sana_video_transformer,
+    ZooEntry("easyanimate", "EasyAnimatePipeline", _easyanimate_transformer,
+         lambda: dict(scheduler=flow(), vae=_easyanimate_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
+    ZooEntry("sana_video", "SanaVideoPipeline", _sana_video_transformer,
          lambda: dict(scheduler=diffusers.DPMSolverMultistepScheduler(flow_shift=8.0, prediction_type="flow_prediction",
                                                                       use_flow_sigmas=True),
-                      vae=_wan_vae(), **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.caption_channels), size=32, frames=5, frames_key="frames", output="frames",
+                      vae=wan_vae(), **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.caption_channels), size=32, frames=5, frames_key="frames", output="frames",
          call=dict(use_resolution_binning=False, negative_prompt=None)),
     # Classifier-free guidance comes from the pipeline's guider (its call takes no guidance_scale).
-    Spec("hunyuan_video15", "HunyuanVideo15Pipeline", _hunyuan_video15_transformer,
-         lambda: dict(scheduler=_flow(), vae=_hunyuan_video15_vae(),
+    ZooEntry("hunyuan_video15", "HunyuanVideo15Pipeline", _hunyuan_video15_transformer,
+         lambda: dict(scheduler=flow(), vae=_hunyuan_video15_vae(),
                       guider=diffusers.ClassifierFreeGuidance(guidance_scale=6.0),
-                      **_none("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
-         _two_encoder_embeds("text_embed_dim", "text_embed_2_dim", "prompt_embeds_mask", "byt5:"),
+                      **nones("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")),
+         two_encoder_embeds("text_embed_dim", "text_embed_2_dim", "prompt_embeds_mask", "byt5:"),
          size=32, frames=5, output="frames",
          setup=dict(vision_num_semantic_tokens=TOKENS)),  # SigLIP's 729 image tokens, all masked in text-to-video,
     # The `wan_single` registry family (WanAnimate, ChronoEdit): ChronoEdit edits one image through a short video.
-    Spec("chronoedit", "ChronoEditPipeline", _chronoedit_transformer, _chronoedit_components, _chronoedit_embeds,
+    ZooEntry("chronoedit", "ChronoEditPipeline", _chronoedit_transformer, _chronoedit_components, _chronoedit_embeds,
          size=32, frames=5, output="frames"),
     # Video and audio together; the call returns the audio beside the frames (its `audio`), the replica's output is
     # the frames. Every step runs the guidance branches cond_uncond and uncond_modality; the uncond_stg branch is off:
     # it perturbs block 28 by default, which 10 blocks lack, so it would only recompute the conditional prediction.
-    Spec("ltx2", "LTX2Pipeline", _ltx2_transformer, _ltx2_components, _ltx2_embeds, size=32, frames=5,
+    ZooEntry("ltx2", "LTX2Pipeline", _ltx2_transformer, _ltx2_components, _ltx2_embeds, size=32, frames=5,
          output="frames", call=dict(stg_scale=0.0, audio_stg_scale=0.0)),
     # Identity-preserving image-to-video on CogVideoX; the face models' outputs are seeded stand-ins.
-    Spec("consisid", "ConsisIDPipeline", _consisid_transformer,
+    ZooEntry("consisid", "ConsisIDPipeline", _consisid_transformer,
          lambda: dict(scheduler=diffusers.CogVideoXDPMScheduler(), vae=_cogvideox_vae(),
-                      **_none("text_encoder", "tokenizer")),
+                      **nones("text_encoder", "tokenizer")),
          _consisid_embeds, size=32, frames=9, output="frames"),
     # Video and audio denoised together: the fused blocks carry both streams. The call returns the audio beside the
     # frames (its `audio`); the replica's output is the frames.
-    Spec("kandinsky6", "Kandinsky6TI2VAPipeline", _kandinsky6_transformer, _kandinsky6_components,
-         _pooled_embeds("in_text_dim", "in_text_dim2", "clip:"),
+    ZooEntry("kandinsky6", "Kandinsky6TI2VAPipeline", _kandinsky6_transformer, _kandinsky6_components,
+         pooled_embeds("in_text_dim", "in_text_dim2", "clip:"),
          size=32, frames=5, output="frames"),
     # Super-resolves a 16 px video 2x; the call takes no size, and can only return decoded frames.
-    Spec("kandinsky6_sr", "Kandinsky6SRPipeline", _kandinsky6_sr_transformer, _kandinsky6_sr_components,
+    ZooEntry("kandinsky6_sr", "Kandinsky6SRPipeline", _kandinsky6_sr_transformer, _kandinsky6_sr_components,
          _kandinsky6_sr_embeds, takes_size=False, output="frames", call=dict(resolution_scale=2)),
     # One autoregressive chunk of 2 latent frames; the single-stage schedule HeliosPipeline sets (the pyramid
     # pipeline's is multi-stage).
-    Spec("helios", "HeliosPipeline", _helios_transformer,
-         lambda: dict(scheduler=diffusers.HeliosScheduler(stages=1, use_dynamic_shifting=True), vae=_wan_vae(),
-                      **_none("text_encoder", "tokenizer")),
-         _text_embeds("text_dim"), size=32, frames=5, output="frames", call=dict(num_latent_frames_per_chunk=2)),
+    ZooEntry("helios", "HeliosPipeline", _helios_transformer,
+         lambda: dict(scheduler=diffusers.HeliosScheduler(stages=1, use_dynamic_shifting=True), vae=wan_vae(),
+                      **nones("text_encoder", "tokenizer")),
+         text_embeds("text_dim"), size=32, frames=5, output="frames", call=dict(num_latent_frames_per_chunk=2)),
     # Classifier-free guidance comes from the pipeline's guider (its call takes no guidance_scale).
-    Spec("motif_video", "MotifVideoPipeline", _motif_video_transformer,
-         lambda: dict(scheduler=diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True), vae=_wan_vae(),
+    ZooEntry("motif_video", "MotifVideoPipeline", _motif_video_transformer,
+         lambda: dict(scheduler=diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True), vae=wan_vae(),
                       guider=diffusers.ClassifierFreeGuidance(guidance_scale=5.0), feature_extractor=None,
-                      **_none("text_encoder", "tokenizer")),
-         _masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
+                      **nones("text_encoder", "tokenizer")),
+         masked_embeds(lambda c: c.text_embed_dim), size=32, frames=5, output="frames"),
     # Camera-controlled image-to-video; the plucker projection is zero-initialised, so randomize_zeros lets the camera
     # rays reach the output of the random replica.
-    Spec("sana_wm", "SanaWMPipeline", _sana_wm_transformer,
-         lambda: dict(scheduler=_flow(), vae=_sana_wm_vae(), **_none("text_encoder", "tokenizer")),
+    ZooEntry("sana_wm", "SanaWMPipeline", _sana_wm_transformer,
+         lambda: dict(scheduler=flow(), vae=_sana_wm_vae(), **nones("text_encoder", "tokenizer")),
          _sana_wm_embeds, size=32, frames=SANA_WM_FRAMES, output="frames", randomize_zeros=True),
-    Spec("anyflow", "AnyFlowPipeline", _anyflow_transformer, _anyflow_components,
-         _text_embeds("text_dim"), size=32, frames=5, output="frames"),
+    ZooEntry("anyflow", "AnyFlowPipeline", _anyflow_transformer, _anyflow_components,
+         text_embeds("text_dim"), size=32, frames=5, output="frames"),
     # Chunk-wise autoregressive: after each chunk but the last, one more transformer call writes every block's KV cache
     # (run uncached). No negative embeddings: guidance stays 1.0 (fused into the distilled weights), and the pipeline
     # would otherwise batch them with the unguided latents.
-    Spec("anyflow_far", "AnyFlowFARPipeline", _anyflow_far_transformer, _anyflow_components,
-         _text_embeds("text_dim", negative_too=False), size=32, frames=5, output="frames"),
+    ZooEntry("anyflow_far", "AnyFlowFARPipeline", _anyflow_far_transformer, _anyflow_components,
+         text_embeds("text_dim", negative_too=False), size=32, frames=5, output="frames"),
     # Prompts go in as token ids (the transformer embeds them); the long default system prompt is left out.
-    Spec("cosmos3_omni", "Cosmos3OmniPipeline", _cosmos3_omni_transformer, _cosmos3_omni_components, _prompt_only,
+    ZooEntry("cosmos3_omni", "Cosmos3OmniPipeline", _cosmos3_omni_transformer, _cosmos3_omni_components, prompt_only,
          size=32, frames=5, output="video", call=dict(use_system_prompt=False)),
     # Prompt embeddings go in as given (mask_feature only trims encoder-made ones).
-    Spec("latte", "LattePipeline", _latte_transformer,
-         lambda: dict(scheduler=diffusers.DDIMScheduler(), vae=_vae4(), **_none("text_encoder", "tokenizer")),
-         _text_embeds("caption_channels"), size=32, frames=LATTE_FRAMES, frames_key="video_length", output="frames",
+    ZooEntry("latte", "LattePipeline", _latte_transformer,
+         lambda: dict(scheduler=diffusers.DDIMScheduler(), vae=vae4(), **nones("text_encoder", "tokenizer")),
+         text_embeds("caption_channels"), size=32, frames=LATTE_FRAMES, frames_key="video_length", output="frames",
          call=dict(negative_prompt=None)),
 ]
