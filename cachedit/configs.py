@@ -24,7 +24,7 @@ from .config_types import check_types, convert, field_types, short_repr
 
 __all__ = [
     "DEVICE_PATTERN", "require", "CACHE_CONFIGS", "CacheConfig", "NoCacheConfig", "DBCacheConfig", "DBPruneConfig",
-    "ForecastCacheConfig", "TaylorSeerCacheType", "TaylorSeerConfig", "StepMaskName", "StepMaskPolicy",
+    "ForecastSpacing", "ForecastCacheConfig", "TaylorSeerCacheType", "TaylorSeerConfig", "StepMaskName", "StepMaskPolicy",
     "StepMaskConfig", "CFGCacheConfig", "ModelSource", "TorchDtype", "ModelConfig", "TuneObjective",
     "SpeedupMetric", "TuneConfig", "CompileMode", "ParallelMode", "ParallelConfig", "DEFAULT_FEWER_STEPS",
     "RunConfig"
@@ -303,6 +303,11 @@ class DBPruneConfig(CacheConfig):
         return f"R{self.residual_diff_threshold:g}"
 
 
+class ForecastSpacing(str, Enum):
+    step = "step"  # `interval` counts step indices
+    timestep = "timestep"  # `interval` counts the sampler's time travelled, in mean steps (denser where it runs fast)
+
+
 @dataclass
 class ForecastCacheConfig(CacheConfig):
     r"""Forecast Cache: on scheduled steps compute the blocks, on every other step compute none of the middle and
@@ -343,8 +348,17 @@ class ForecastCacheConfig(CacheConfig):
         interval (`float`, defaults to `4.0`): after the warmup, the step nearest to every `interval`-th position
             computes (1 never skips; a fraction spreads the computed steps evenly, e.g. 28 / 6 = 4.67).
         compute_last_step (`bool`, defaults to `False`): also compute the last step (without `compute_steps`).
+        spacing (`ForecastSpacing`, defaults to `step`): the axis `interval` is measured on (without
+            `compute_steps`). ``step``: step indices. ``timestep``: the sampler's own time, the timestep the pipeline
+            passes, in units of a mean step (the first timestep / the call's step count), so a step computes where
+            the time travelled reaches the next multiple of `interval` (the step whose time lies nearest to it,
+            decided online from the timesteps seen so far: the step's time plus half its own gap). On evenly spaced
+            timesteps both are about the same; under a shift (FLUX) the computed steps are denser where the
+            sampler moves fastest, and the rule transfers across step counts and shifts by construction. Where
+            the pipeline passes no timestep (or a rising one), the step index. `interval=1` computes every step
+            on either axis.
         compute_steps (`list[int]`, *optional*): the 0-based steps that compute, fitted for a call of
-            `reference_steps` steps and placed by time share at other step counts; overrides warmup/interval.
+            `reference_steps` steps and placed by time share at other step counts; overrides warmup/interval/spacing.
         reference_steps (`int`, defaults to `28`): the step count `compute_steps` was fitted for.
         tolerance (`float`, *optional*): decide online instead: skip a step only while the estimated relative
             error of the forecast there stays at most this. The estimate is the next Newton term (the forecast's
@@ -366,6 +380,7 @@ class ForecastCacheConfig(CacheConfig):
     warmup: int = 1
     interval: float = 4.0
     compute_last_step: bool = False
+    spacing: ForecastSpacing = ForecastSpacing.step
     compute_steps: list[int] | None = None
     reference_steps: int = 28
     tolerance: float | None = None
@@ -418,11 +433,16 @@ class ForecastCacheConfig(CacheConfig):
                     f"land on every one of this call's {num_steps} steps: the schedule cannot skip at {num_steps} steps")
         return f"`warmup={self.warmup}` and `interval={self.interval:g}` compute every one of this call's {num_steps} steps"
 
+    def spaced_by_time(self) -> bool:
+        """Whether the uncalibrated schedule is decided online on the sampler's time (`spacing=timestep`)."""
+        return self.compute_steps is None and self.spacing == ForecastSpacing.timestep and self.interval > 1
+
     def strify(self) -> str:
         if self.compute_steps is not None:
             schedule = f"S{len(self.compute_steps)}of{self.reference_steps}"
         else:
             schedule = f"W{self.warmup}I{self.interval:g}" + ("L" if self.compute_last_step else "")
+            schedule += "T" if self.spacing == ForecastSpacing.timestep else ""
         return f"Forecast_F{self.Fn}B{self.Bn}_O{self.order}_{schedule}"
 
 

@@ -3,7 +3,8 @@
 The span engine's bookkeeping with a schedule instead of a measured change, so with `Fn=0` a skipped step runs no
 block at all and the decision needs no device-to-host sync (with `tolerance`, one read per computed step). The
 forecast's axis is the step index, or with `forecast_axis="timestep"` the timestep the pipeline passes (the step
-index where there is none).
+index where there is none). Which steps compute: a fixed set sized at the call's start, or with `spacing=timestep`
+a rule decided online from the timesteps each branch has seen (`TimeSpacing`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,56 @@ from ...configs import ForecastCacheConfig, TaylorSeerCacheType, TaylorSeerConfi
 from ..protocol import Policy, StepContext
 from ..span import SpanEngine
 from . import register
+
+
+_HALF_UP = 1e-6  # in steps: far above float rounding of the positions, far below any real gap
+
+
+class TimeSpacing:
+    """One branch's uncalibrated schedule on the sampler's time, decided step by step.
+
+    A step's position is the time travelled since step 0 in mean steps, ``N * (1 - t / t0)`` (`t0`: the branch's
+    first timestep, `N`: the call's steps), so on evenly spaced timesteps it is about the step index. After the
+    warmup, the targets are the last warmup step's position + k * `interval`; a step computes where a target lies in
+    its cell, ``[position - gap / 2, position + gap / 2)`` with `gap` its distance from the previous step: the
+    step nearest the target, judged with the next step's gap taken equal to this one's (unknown before it runs; exact
+    on even timesteps, one step late at most under a shift). Without a usable timestep (none, t0 <= 0, or a rising
+    one) the position is the step index from that step on.
+    """
+
+    def __init__(self, num_steps: int, warmup: int, interval: float) -> None:
+        self.num_steps, self.warmup, self.interval = num_steps, warmup, interval
+        self.first: float | None = None  # the timestep of step 0; None: positions are step indices
+        self.position = 0.0  # of the last step seen
+        self.target = 0.0  # the next position that asks for a computed step
+        self.index = -1  # the last step seen
+        self.computes = True  # whether that step is on the schedule
+
+    def observe(self, index: int, timestep: float | None) -> bool:
+        """Whether step `index` is on the schedule (each step once, in order; asking again repeats the answer)."""
+        if index == self.index:
+            return self.computes
+        if index == 0:
+            self.first = timestep if timestep is not None and timestep > 0 else None
+        elif self.first is not None and (timestep is None or timestep > self.first):
+            self.first = None  # no time axis from here on: fall back to the step index
+        position = index if self.first is None else self.num_steps * (1 - timestep / self.first)
+        gap = max(position - self.position, 0.0) if index else 0.0
+        self.index, self.position = index, position
+        if index < self.warmup:
+            self.computes, self.target = True, position + self.interval
+            return True
+        upper = position + gap / 2 - _HALF_UP  # a target on the boundary goes to the later step, as halves round up
+        self.computes = self.target < upper
+        while self.target < upper:  # every target in this step's cell is served by it
+            self.target += self.interval
+        return self.computes
+
+
+def time_spaced_steps(timesteps: list[float], warmup: int, interval: float) -> list[int]:
+    """The steps `TimeSpacing` computes along a whole call's `timesteps` (what the engine decides online)."""
+    spacing = TimeSpacing(len(timesteps), warmup, interval)
+    return [i for i, t in enumerate(timesteps) if spacing.observe(i, t)]
 
 
 class SchedulePolicy(Policy):
@@ -25,6 +76,9 @@ class SchedulePolicy(Policy):
         self.forecast_axis = config.forecast_axis
         self.estimates_forecast_error = config.tolerance is not None
         self.schedule: frozenset[int] = frozenset()
+        self.by_time = config.spaced_by_time()
+        self.num_steps = 0
+        self.spacings: dict[str, TimeSpacing] = {}  # per guidance branch (`spacing=timestep`)
 
     def begin_call(self, num_steps: int | None) -> None:
         if num_steps is None:
@@ -33,16 +87,27 @@ class SchedulePolicy(Policy):
                 "`num_inference_steps`, no scheduler timesteps). Use `cache=dbcache` for pipelines without a step count."
             )
         self.schedule = self.config.scheduled_steps(num_steps)
+        self.num_steps, self.spacings = num_steps, {}
 
     def cannot_skip(self, num_steps: int | None) -> str | None:
         if num_steps is None or len(self.schedule) < num_steps:  # `begin_call` sized the schedule: it skips
             return None
         return self.config.why_nothing_skips(num_steps)
 
+    def scheduled(self, step: StepContext) -> bool:
+        if not self.by_time:
+            return step.index in self.schedule
+        if step.index == 0 or step.branch not in self.spacings:  # a new sampling loop of this branch
+            self.spacings[step.branch] = TimeSpacing(self.num_steps, self.config.warmup, self.config.interval)
+        return self.spacings[step.branch].observe(step.index, step.timestep)
+
     def decide(self, step: StepContext, change: float | None) -> bool:
         if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
-            return step.index not in self.schedule
+            return not self.scheduled(step)
         return change <= self.config.tolerance
+
+    def record(self, step: StepContext, skipped: bool) -> None:
+        self.scheduled(step)  # every step's time moves the schedule on, whoever decided it
 
 
 def _check(config: ForecastCacheConfig, taylorseer: TaylorSeerConfig | None) -> None:
