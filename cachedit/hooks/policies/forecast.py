@@ -26,8 +26,8 @@ class TimeSpacing:
     warmup, the targets are the last warmup step's position + k * `interval`; a step computes where a target lies in
     its cell, ``[position - gap / 2, position + gap / 2)`` with `gap` its distance from the previous step: the
     step nearest the target, judged with the next step's gap taken equal to this one's (unknown before it runs; exact
-    on even timesteps, one step late at most under a shift). Without a usable timestep (none, t0 <= 0, or a rising
-    one) the position is the step index from that step on.
+    on even timesteps, one step late at most under a shift); no target past ``N - 1/2`` computes. Without a usable
+    timestep (none, t0 <= 0, or a rising one) the position is the step index from that step on.
     """
 
     def __init__(self, num_steps: int, warmup: int, interval: float) -> None:
@@ -53,7 +53,10 @@ class TimeSpacing:
             self.computes, self.target = True, position + self.interval
             return True
         upper = position + gap / 2 - _HALF_UP  # a target on the boundary goes to the later step, as halves round up
-        self.computes = self.target < upper
+        # nor a target in the call's last half mean step: the step rule's target N - 1/2 rounds past the last step,
+        # and a sampler that ends its steps near t = 0 (the tiny DiT: its last step moves t from 0.001 to 0) would
+        # otherwise spend a step there with nothing left to forecast
+        self.computes = self.target < min(upper, self.num_steps - 0.5 - _HALF_UP)
         while self.target < upper:  # every target in this step's cell is served by it
             self.target += self.interval
         return self.computes
