@@ -410,7 +410,8 @@ class ForecastCacheConfig(CacheConfig):
         _check_per_transformer(self)
 
     def scheduled_steps(self, num_steps: int) -> frozenset[int]:
-        """The steps that compute in a call of `num_steps` steps."""
+        """The steps that compute in a call of `num_steps` steps: with `spacing=timestep` (decided online from the
+        timesteps) those of evenly spaced timesteps, which the uneven ones move (`spaced_by_time`)."""
         if self.compute_steps is not None:
             share = num_steps / self.reference_steps
             # step 0 stays step 0: nothing to forecast from before it
