@@ -23,9 +23,9 @@ def test_even_timesteps_compute_exactly_the_steps_of_the_step_index_rule():
     for num_steps in range(2, 60):
         even = [1 - i / num_steps for i in range(num_steps)]
         for interval in (1, 1.5, 2, 2.5, 2.8, 3, 3.5, 4, 28 / 6, 5.6, 7, 9, 12):
-            for warmup in (1, 2, 3):
-                by_step = ForecastCacheConfig(interval=interval, warmup=warmup).scheduled_steps(num_steps)
-                assert time_spaced_steps(even, warmup, interval) == sorted(by_step), (num_steps, interval, warmup)
+            for warmup, last in ((1, False), (2, False), (3, False), (1, True)):
+                by_step = ForecastCacheConfig(interval=interval, warmup=warmup, compute_last_step=last).scheduled_steps(num_steps)
+                assert time_spaced_steps(even, warmup, interval, last) == sorted(by_step), (num_steps, interval, warmup)
 
 
 def test_shifted_timesteps_put_the_computed_steps_where_the_sampler_moves_fast():

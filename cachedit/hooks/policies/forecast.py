@@ -30,8 +30,9 @@ class TimeSpacing:
     timestep (none, t0 <= 0, or a rising one) the position is the step index from that step on.
     """
 
-    def __init__(self, num_steps: int, warmup: int, interval: float) -> None:
+    def __init__(self, num_steps: int, warmup: int, interval: float, compute_last_step: bool = False) -> None:
         self.num_steps, self.warmup, self.interval = num_steps, warmup, interval
+        self.compute_last_step = compute_last_step
         self.first: float | None = None  # the timestep of step 0; None: positions are step indices
         self.position = 0.0  # of the last step seen
         self.target = 0.0  # the next position that asks for a computed step
@@ -57,14 +58,15 @@ class TimeSpacing:
         # and a sampler that ends its steps near t = 0 (the tiny DiT: its last step moves t from 0.001 to 0) would
         # otherwise spend a step there with nothing left to forecast
         self.computes = self.target < min(upper, self.num_steps - 0.5 - _HALF_UP)
+        self.computes |= self.compute_last_step and index == self.num_steps - 1
         while self.target < upper:  # every target in this step's cell is served by it
             self.target += self.interval
         return self.computes
 
 
-def time_spaced_steps(timesteps: list[float], warmup: int, interval: float) -> list[int]:
+def time_spaced_steps(timesteps: list[float | None], warmup: int, interval: float, compute_last_step: bool = False) -> list[int]:
     """The steps `TimeSpacing` computes along a whole call's `timesteps` (what the engine decides online)."""
-    spacing = TimeSpacing(len(timesteps), warmup, interval)
+    spacing = TimeSpacing(len(timesteps), warmup, interval, compute_last_step)
     return [i for i, t in enumerate(timesteps) if spacing.observe(i, t)]
 
 
@@ -101,7 +103,8 @@ class SchedulePolicy(Policy):
         if not self.by_time:
             return step.index in self.schedule
         if step.index == 0 or step.branch not in self.spacings:  # a new sampling loop of this branch
-            self.spacings[step.branch] = TimeSpacing(self.num_steps, self.config.warmup, self.config.interval)
+            self.spacings[step.branch] = TimeSpacing(self.num_steps, self.config.warmup, self.config.interval,
+                                                     self.config.compute_last_step)
         return self.spacings[step.branch].observe(step.index, step.timestep)
 
     def decide(self, step: StepContext, change: float | None) -> bool:
