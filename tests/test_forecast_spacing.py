@@ -28,6 +28,17 @@ def test_even_timesteps_compute_exactly_the_steps_of_the_step_index_rule():
                 assert time_spaced_steps(even, warmup, interval, last) == sorted(by_step), (num_steps, interval, warmup)
 
 
+def test_even_timesteps_that_end_at_zero_compute_the_steps_of_the_step_index_rule_too():
+    # the tiny DiT's convention: timesteps 1000 ... 1 (sigma_min), N - 1 gaps of 999 / (N - 1): with the mean step
+    # taken as t0 / N it would run 3.6 % fast at 28 steps and compute step 27 (as measured before the unit was the
+    # first gap, clamped to [t0 / N, t0 / (N - 1)])
+    for num_steps in (8, 20, 28, 50):
+        ending = [1000 - 999 * i / (num_steps - 1) for i in range(num_steps)]
+        for interval in (2, 2.5, 2.8, 3, 3.5, 4, 28 / 6, 5.6, 7, 9, 12):
+            by_step = ForecastCacheConfig(interval=interval).scheduled_steps(num_steps)
+            assert time_spaced_steps(ending, 1, interval) == sorted(by_step), (num_steps, interval)
+
+
 def test_shifted_timesteps_put_the_computed_steps_where_the_sampler_moves_fast():
     # 8 steps at shift 3: sigmas 1, .955, .9, .833, .75, .643, .5, .3, i.e. positions 8 * (1 - sigma) of
     # 0, .36, .8, 1.33, 2, 2.86, 4, 5.6 mean steps: targets 2, 4, 6 fall on steps 4, 6 and 7 (5.6 is nearest 6)

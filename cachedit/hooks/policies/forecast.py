@@ -15,25 +15,30 @@ from ..span import SpanEngine
 from . import register
 
 
-_HALF_UP = 1e-6  # in steps: far above float rounding of the positions, far below any real gap
+_HALF_UP = 1e-3  # in steps: far above float32 rounding of the timesteps (1e-7 relative), far below any real gap
 
 
 class TimeSpacing:
     """One branch's uncalibrated schedule on the sampler's time, decided step by step.
 
-    A step's position is the time travelled since step 0 in mean steps, ``N * (1 - t / t0)`` (`t0`: the branch's
-    first timestep, `N`: the call's steps), so on evenly spaced timesteps it is about the step index. After the
-    warmup, the targets are the last warmup step's position + k * `interval`; a step computes where a target lies in
-    its cell, ``[position - gap / 2, position + gap / 2)`` with `gap` its distance from the previous step: the
-    step nearest the target, judged with the next step's gap taken equal to this one's (unknown before it runs; exact
-    on even timesteps, one step late at most under a shift); no target past ``N - 1/2`` computes. Without a usable
-    timestep (none, t0 <= 0, or a rising one) the position is the step index from that step on.
+    A step's position is the time travelled since step 0 in mean steps, ``(t0 - t) / unit``. The unit is the mean
+    gap between the call's steps, which lies between ``t0 / N`` (trailing timesteps, FLUX's: the last step still
+    travels a full gap to 0) and ``t0 / (N - 1)`` (timesteps that end at t = 0, the tiny DiT's ends at 0.001): the
+    first gap, clamped to that range (on evenly spaced timesteps it is the mean gap exactly, whatever the
+    convention; under a shift it is smaller and the clamp gives ``t0 / N``, so the computed steps are about
+    ``N / interval`` at any shift). After the warmup, the targets are the last warmup step's position
+    + k * `interval`; a step computes where a target lies in its cell, ``[position - gap / 2, position + gap / 2)``
+    with `gap` its distance from the previous step: the step nearest the target, judged with the next step's gap
+    taken equal to this one's (unknown before it runs; exact on even timesteps, one step late at most under a
+    shift); no target past ``N - 1/2`` computes. Without a usable timestep (none, t0 <= 0, or a rising one) the
+    position is the step index from that step on.
     """
 
     def __init__(self, num_steps: int, warmup: int, interval: float, compute_last_step: bool = False) -> None:
         self.num_steps, self.warmup, self.interval = num_steps, warmup, interval
         self.compute_last_step = compute_last_step
         self.first: float | None = None  # the timestep of step 0; None: positions are step indices
+        self.unit = 1.0  # the mean gap between steps, in timestep units (fixed at step 1)
         self.position = 0.0  # of the last step seen
         self.target = 0.0  # the next position that asks for a computed step
         self.index = -1  # the last step seen
@@ -47,16 +52,17 @@ class TimeSpacing:
             self.first = timestep if timestep is not None and timestep > 0 else None
         elif self.first is not None and (timestep is None or timestep > self.first):
             self.first = None  # no time axis from here on: fall back to the step index
-        position = index if self.first is None else self.num_steps * (1 - timestep / self.first)
+        elif index == 1 and self.first is not None:
+            lowest, highest = self.first / self.num_steps, self.first / max(self.num_steps - 1, 1)
+            self.unit = min(max(self.first - timestep, lowest), highest)
+        position = index if self.first is None else (self.first - timestep) / self.unit
         gap = max(position - self.position, 0.0) if index else 0.0
         self.index, self.position = index, position
         if index < self.warmup:
             self.computes, self.target = True, position + self.interval
             return True
         upper = position + gap / 2 - _HALF_UP  # a target on the boundary goes to the later step, as halves round up
-        # nor a target in the call's last half mean step: the step rule's target N - 1/2 rounds past the last step,
-        # and a sampler that ends its steps near t = 0 (the tiny DiT: its last step moves t from 0.001 to 0) would
-        # otherwise spend a step there with nothing left to forecast
+        # nor a target in the call's last half mean step: the step rule's target N - 1/2 rounds past the last step
         self.computes = self.target < min(upper, self.num_steps - 0.5 - _HALF_UP)
         self.computes |= self.compute_last_step and index == self.num_steps - 1
         while self.target < upper:  # every target in this step's cell is served by it
