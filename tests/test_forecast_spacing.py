@@ -135,8 +135,8 @@ def _computed(decisions: str) -> list[int]:
 
 
 def test_trained_flux_computes_the_time_spaced_steps_in_both_branches(tiny_flux):
-    _, by_step = _decisions(tiny_flux, ForecastCacheConfig(interval=4))
-    _, by_time = _decisions(tiny_flux, ForecastCacheConfig(interval=4, spacing="timestep"))
+    _, by_step = _decisions(tiny_flux, ForecastCacheConfig(interval=4, spacing="step"))
+    _, by_time = _decisions(tiny_flux, ForecastCacheConfig(interval=4))  # the default: spacing=timestep
     assert {b: _computed(d) for b, d in by_step.items()} == {
         "transformer/cond": [0, 4, 8, 12, 16, 20, 24], "transformer/uncond": [0, 4, 8, 12, 16, 20, 24]}
     # the same 7 of 28 steps' work, moved late, where tiny FLUX's shifted sigmas travel fastest
@@ -145,6 +145,6 @@ def test_trained_flux_computes_the_time_spaced_steps_in_both_branches(tiny_flux)
 
 
 def test_per_transformer_override_sets_the_spacing(tiny_flux):
-    config = ForecastCacheConfig(interval=4, per_transformer={"transformer": {"spacing": "timestep"}})
+    config = ForecastCacheConfig(interval=4, per_transformer={"transformer": {"spacing": "step"}})
     _, decisions = _decisions(tiny_flux, config)
-    assert _computed(decisions["transformer/cond"]) == [0, 6, 11, 15, 19, 22, 25]
+    assert _computed(decisions["transformer/cond"]) == [0, 4, 8, 12, 16, 20, 24]
