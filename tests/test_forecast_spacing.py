@@ -7,6 +7,7 @@ import torch
 
 import cachedit
 from cachedit import ForecastCacheConfig
+from cachedit.adapters.patterns import HIDDEN_OUT
 from cachedit.hooks.policies.forecast import time_spaced_steps
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
@@ -148,3 +149,26 @@ def test_per_transformer_override_sets_the_spacing(tiny_flux):
     config = ForecastCacheConfig(interval=4, per_transformer={"transformer": {"spacing": "step"}})
     _, decisions = _decisions(tiny_flux, config)
     assert _computed(decisions["transformer/cond"]) == [0, 4, 8, 12, 16, 20, 24]
+
+
+class TwoLoopPipeline:
+    """One call that runs two sampling loops over the same shifted timesteps (a chunked or staged pipeline)."""
+
+    def __init__(self) -> None:
+        from tests.test_forecast import TimeLinearTransformer
+
+        self.transformer = TimeLinearTransformer()
+
+    @torch.no_grad()
+    def __call__(self, num_inference_steps=8):
+        x = torch.ones(1, 4, 8)
+        return [self.transformer(x, timestep=torch.tensor([t])) for _ in range(2) for t in shifted(num_inference_steps)]
+
+
+def test_each_sampling_loop_of_a_call_restarts_the_time_axis():
+    adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
+    pipe = TwoLoopPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(interval=2), adapters=adapters)
+    pipe()
+    decisions = cachedit.summary(pipe)["branches"]["transformer/default"]["decisions"]
+    assert decisions == "CcccCcCC" * 2  # steps 0, 4, 6, 7 of each loop, as `time_spaced_steps` gives

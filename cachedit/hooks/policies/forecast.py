@@ -108,10 +108,11 @@ class SchedulePolicy(Policy):
     def scheduled(self, step: StepContext) -> bool:
         if not self.by_time:
             return step.index in self.schedule
-        if step.index == 0 or step.branch not in self.spacings:  # a new sampling loop of this branch
-            self.spacings[step.branch] = TimeSpacing(self.num_steps, self.config.warmup, self.config.interval,
-                                                     self.config.compute_last_step)
-        return self.spacings[step.branch].observe(step.index, step.timestep)
+        spacing = self.spacings.get(step.branch)
+        if spacing is None or step.index < spacing.index:  # the branch's first step, or a new sampling loop of it
+            spacing = self.spacings[step.branch] = TimeSpacing(self.num_steps, self.config.warmup,
+                                                               self.config.interval, self.config.compute_last_step)
+        return spacing.observe(step.index, step.timestep)
 
     def decide(self, step: StepContext, change: float | None) -> bool:
         if change is None or self.config.tolerance is None:  # no estimate yet: the schedule decides
