@@ -357,8 +357,8 @@ class ForecastCacheConfig(CacheConfig):
             timesteps (the tiny DiT) both compute the same steps; under a shift (FLUX) ``timestep`` computes as
             many steps, denser late where the sampler moves fastest, as the calibrated tiny-FLUX preset does, and
             it transfers across step counts and shifts by construction. Measured held out on tiny FLUX
-            (`bench=spacing`, 10 digits, ours / diffusers' TaylorSeerCache at 35/40/45 dB): ``timestep``
-            1.11-1.58x on every condition, ``step`` 0.93-1.42x (it lost at guidance 4.0). Where the pipeline
+            (`bench=spacing`, 20 digits, ours / diffusers' TaylorSeerCache at 35/40/45 dB): ``timestep``
+            1.10-1.53x on every condition, ``step`` 0.94-1.37x (it lost at guidance 4.0). Where the pipeline
             passes no timestep (or a rising one), the step index. `interval=1` computes every step either way.
         compute_steps (`list[int]`, *optional*): the 0-based steps that compute, fitted for a call of
             `reference_steps` steps and placed by time share at other step counts; overrides warmup/interval/spacing.
