@@ -172,3 +172,35 @@ def test_each_sampling_loop_of_a_call_restarts_the_time_axis():
     pipe()
     decisions = cachedit.summary(pipe)["branches"]["transformer/default"]["decisions"]
     assert decisions == "CcccCcCC" * 2  # steps 0, 4, 6, 7 of each loop, as `time_spaced_steps` gives
+
+
+class OneLoopPipeline(TwoLoopPipeline):
+    """One sampling loop over timesteps shifted by `shift`."""
+
+    @torch.no_grad()
+    def __call__(self, num_inference_steps=8, shift=3.0):
+        x = torch.ones(1, 4, 8)
+        return [self.transformer(x, timestep=torch.tensor([t])) for t in shifted(num_inference_steps, shift)]
+
+
+@pytest.mark.parametrize("steps, shift, interval, warmup, expected", [
+    (4, 1.5, 1.5, 3, "CCCC"),  # the time rule schedules every step where the index rule would skip one
+    (3, 1.5, 1.2, 1, "CcC"),  # the index rule would compute every step where the time rule skips one
+])
+def test_the_summary_names_why_a_time_spaced_call_skipped_nothing_and_only_then(steps, shift, interval, warmup, expected):
+    adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
+    assert time_spaced_steps(shifted(steps, shift), warmup, interval) == [i for i, d in enumerate(expected) if d == "C"]
+    index_rule = computed_steps(ForecastCacheConfig(interval=interval, warmup=warmup, spacing="step"), steps)
+    assert (len(index_rule) == steps) == ("c" in expected)  # the two rules disagree on whether the call can skip
+    pipe = OneLoopPipeline()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(interval=interval, warmup=warmup), adapters=adapters)
+    pipe(steps, shift)
+    summary = cachedit.summary(pipe)
+    assert summary["branches"]["transformer/default"]["decisions"] == expected
+    if "c" in expected:
+        assert summary["cannot_skip"] == {}
+    else:
+        assert summary["cannot_skip"] == {"transformer": (
+            f"`spacing=timestep` with `interval={interval:g}` scheduled every one of this call's {steps} steps: each "
+            f"moved the sampler's time by about `interval` mean steps or more")}
+        assert "NOTHING WAS CACHED: transformer: `spacing=timestep`" in cachedit.format_summary(summary)

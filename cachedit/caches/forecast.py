@@ -203,11 +203,17 @@ class TimeSpacing:
         self.target = 0.0  # the next position that asks for a computed step
         self.index = -1  # the last step seen
         self.computes = True  # whether that step is on the schedule
+        self.scheduled = 0  # steps on the schedule so far
 
     def observe(self, index: int, timestep: float | None) -> bool:
         """Whether step `index` is on the schedule (each step once, in order; asking again repeats the answer)."""
         if index == self.index:
             return self.computes
+        self.scheduled += self._advance(index, timestep)
+        return self.computes
+
+    def _advance(self, index: int, timestep: float | None) -> bool:
+        """A new step: place it on the time axis and decide it."""
         if index == 0:
             self.first = timestep if timestep is not None and timestep > 0 else None
         elif self.first is not None and (timestep is None or timestep > self.first):
@@ -265,7 +271,16 @@ class SchedulePolicy(Policy):
     def cannot_skip(self, num_steps: int | None) -> str | None:
         if num_steps is None or len(self.schedule) < num_steps:  # `begin_call` sized the schedule: it skips
             return None
+        if self.by_time and self.config.warmup < num_steps:  # the timesteps decide, as they come: `skipped_none`
+            return None
         return why_nothing_skips(self.config, num_steps)
+
+    def skipped_none(self, step: StepContext) -> str | None:
+        spacing = self.spacings.get(step.branch)
+        if not self.by_time or spacing is None or spacing.scheduled < self.num_steps:
+            return None
+        return (f"`spacing=timestep` with `interval={self.config.interval:g}` scheduled every one of this call's "
+                f"{self.num_steps} steps: each moved the sampler's time by about `interval` mean steps or more")
 
     def scheduled(self, step: StepContext) -> bool:
         if not self.by_time:

@@ -105,6 +105,12 @@ class Policy(ABC):
         words; None where it may skip."""
         return None
 
+    def skipped_none(self, step: StepContext) -> str | None:
+        """At the last step of a call in which `step.branch` skipped nothing and `cannot_skip` foresaw no reason: why,
+        in words, where the policy itself chose to compute every step as the call went (a schedule on the sampler's
+        time); None leaves the summary's generic reasons."""
+        return None
+
     @abstractmethod
     def decide(self, step: StepContext, change: float | None) -> bool:
         """True: skip the span at this step. `change` is the relative L1 change of the head residual, or the

@@ -221,6 +221,10 @@ class SpanEngine(StackEngine):
             state.continuous_cached_steps = 0
         self.policy.record(step, state.skip)
         self.stats.record_step(step.stats_key, step.index, computed=not state.skip, diff=state.diff)
+        if not state.cached_steps and step.num_steps is not None and step.index == step.num_steps - 1:
+            reason = self.policy.skipped_none(step)
+            if reason is not None:
+                self.stats.note_cannot_skip(self.name, reason)
 
     def _forecast_error(self, state: SpanState) -> float | None:
         """The largest estimated relative forecast error over the segments' streams at this step; None until every
