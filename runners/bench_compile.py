@@ -31,7 +31,7 @@ from torch._dynamo.utils import counters
 import cachedit
 from runners.conf_store import register_configs
 from cachedit.caches import NoCacheConfig
-from cachedit.harness.runs import cached_run, generate, preflight
+from cachedit.harness.runs import cached_run, preflight
 from cachedit.zoo.entries import get_entry
 from cachedit.harness.pipelines import load_pipeline
 from runners.overrides import check_overrides

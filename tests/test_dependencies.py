@@ -16,7 +16,7 @@ import tomllib
 from functools import cache
 from importlib.metadata import packages_distributions
 
-from tests.test_layers import LAYERS, ROOT, SOURCES, imports, layer_of, module_name
+from tests.test_layers import LAYERS, ROOT, SOURCES, layer_of, module_name
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # What each layer may import: the base dependencies, plus the extras named here.
