@@ -3,7 +3,7 @@
 Under context parallelism each rank holds a shard of the sequence, so a metric measured on the local shard differs
 between ranks; ranks that decide differently run different collectives and hang. `reduce_metric` sums a metric's
 numerator and denominator over the context-parallel group in one collective, so every rank computes the metric of the
-whole sequence and decides as one process would (DESIGN.md §5b). Policies never call torch.distributed themselves.
+whole sequence and decides as one process would (DESIGN.md §5b). Engines never call torch.distributed themselves.
 """
 
 from __future__ import annotations

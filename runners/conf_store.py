@@ -29,7 +29,7 @@ SCHEMAS = {
 
 
 def schemas() -> dict[tuple[str, str], type]:
-    """(group, schema name) -> dataclass; the cache group holds every registered policy's config."""
+    """(group, schema name) -> dataclass; the cache group holds every registered technique's config."""
     return {**SCHEMAS, **{("cache", name): config_cls for name, config_cls in CACHE_CONFIGS.items()}}
 
 

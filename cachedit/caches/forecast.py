@@ -228,7 +228,7 @@ class TimeSpacing:
             self.computes, self.target = True, position + self.interval
             return True
         upper = position + gap / 2 - _HALF_UP  # a target on the boundary goes to the later step, as halves round up
-        # nor a target in the call's last half mean step: the step rule's target N - 1/2 rounds past the last step
+        # nor a target in the call's last half mean step: `computed_steps`' target N - 1/2 rounds past the last step
         self.computes = self.target < min(upper, self.num_steps - 0.5 - _HALF_UP)
         self.computes |= self.compute_last_step and index == self.num_steps - 1
         while self.target < upper:  # every target in this step's cell is served by it
