@@ -11,10 +11,12 @@ Glossary (each word is used in this sense only):
 - *calibrator* (`Calibrator`): estimates a skipped span's feature at a later position from the computed steps'
   features (TaylorSeer); its settings are the engine's *forecast* (a `TaylorSeerConfig`). (*Calibration*,
   ``runners.calibrate``, is another thing: fitting a Forecast schedule's `compute_steps` offline.)
-- *schedule*: the steps a call computes, fixed from its step count before the call (Forecast Cache).
+- *schedule*: the steps a call computes (Forecast Cache): fixed from its step count before the call, or with
+  ``spacing=timestep`` decided step by step from the timesteps each branch has seen.
 - *stack*: the blocks one engine runs (a transformer's block lists, or one list of its own).
-- *branch*: one guidance branch (``cond``, ``uncond``; ``default`` where the pipeline names none); each keeps its own
-  `EngineState`.
+- *branch*: one guidance branch (``cond``, ``uncond``; ``default`` where the pipeline names none, ``default#k`` for
+  its k-th repeated call at one timestep; ``shared`` for all of them with `cfg.enable_separate_cfg=false`); each
+  keeps its own `EngineState`.
 
 Per pipeline call the lifecycle (`hooks/lifecycle.py`) tells each engine that the call begins
 (`CacheEngine.begin_call`), then, per transformer call of one branch, that a step begins (`CacheEngine.begin_step`)
