@@ -46,11 +46,10 @@ from .digits import digit_of
 from .errors import ApiError, short
 
 __all__ = [
-    "OUR_SIZE_KEYS", "DIGIT_MODELS", "DIGIT_SIDE", "SIZE_MULTIPLE", "LOCK_POLL_S", "BadRequest", "RequestStopped",
+    "DIGIT_MODELS", "DIGIT_SIDE", "SIZE_MULTIPLE", "LOCK_POLL_S", "BadRequest", "RequestStopped",
     "RequestTimeout", "ClientDisconnected", "StopCheck", "Generation", "CachedGenerator"
 ]
 
-OUR_SIZE_KEYS = ("height", "width")
 DIGIT_MODELS = ("tiny_dit", "tiny_flux")  # the embedded models: a digit class per image, 16x16 pixels
 DIGIT_SIDE = 16
 SIZE_MULTIPLE = 16  # hub DiTs: VAE factor 8 x patch 2; FLUX packs 2x2 latents
