@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from cachedit.hooks.taylorseer import TaylorSeerState
+from cachedit.hooks.taylorseer import TaylorSeerCalibrator
 
 
-def feed(order: int, points: dict[int, float]) -> TaylorSeerState:
-    state = TaylorSeerState(order)
+def feed(order: int, points: dict[int, float]) -> TaylorSeerCalibrator:
+    state = TaylorSeerCalibrator(order)
     for step, value in points.items():
         state.update(step, torch.full((1, 2, 3), float(value)))
     return state
@@ -47,7 +47,7 @@ def test_single_point_forecasts_the_point_and_empty_state_raises():
     state = feed(2, {5: 7.0})
     torch.testing.assert_close(state.predict(9), torch.full((1, 2, 3), 7.0))
     with pytest.raises(RuntimeError, match="no computed step"):
-        TaylorSeerState(1).predict(0)
+        TaylorSeerCalibrator(1).predict(0)
 
 
 def test_a_shape_change_restarts_the_history():

@@ -14,7 +14,7 @@ import torch
 from ..adapters import adapters_for
 from ..adapters.patterns import HIDDEN, StreamReader
 from ..hooks import relative_l1
-from ..hooks.taylorseer import TaylorSeerState
+from ..hooks.taylorseer import TaylorSeerCalibrator
 
 __all__ = [
     "record_middle_residuals", "forecast_errors"
@@ -51,7 +51,7 @@ def forecast_errors(residuals: list[torch.Tensor], orders=(0, 1, 2), gap: int = 
     errors = {order: [] for order in orders}
     for t in range(gap * (max(orders) + 1), len(residuals)):
         for order in orders:
-            state = TaylorSeerState(order)
+            state = TaylorSeerCalibrator(order)
             for step in range(t - gap * (order + 1), t, gap):
                 state.update(step, residuals[step].float())
             errors[order].append(relative_l1(state.predict(t), residuals[t].float()))

@@ -11,7 +11,7 @@ moves the latent by `dt` times it) and by how much of it reaches the image (the 
 error by about σ_data / σ in directions the data does not vary in: `power` 1 is full damping, 0 none), summed as
 vectors within a gap (the errors of one extrapolation share their sign) and as squares across gaps. The total is additive over gaps, so dynamic programming over the last two computed
 steps finds, for every budget of computed steps at once, the schedule of least proxy error (O(budget · N³)).
-Forecasts are those of the engine itself (`TaylorSeerState`, the same `differences_from_step` rule).
+Forecasts are those of the engine itself (`TaylorSeerCalibrator`, the same `differences_from_step` rule).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..hooks.taylorseer import TaylorSeerState
+from ..hooks.taylorseer import TaylorSeerCalibrator
 from .trajectories import Trajectory
 
 __all__ = ["FORECAST_ORDERS", "best_schedules", "gap_costs"]
@@ -28,7 +28,7 @@ FORECAST_ORDERS = (0, 1)  # the proxy's state is the last two computed steps: en
 
 
 def _forecaster(trajectory_residuals, timesteps, order, differences_from_step, a, b):
-    state = TaylorSeerState(order)
+    state = TaylorSeerCalibrator(order)
     for step in (a, b):
         if step < 0:
             continue

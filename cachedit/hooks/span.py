@@ -26,7 +26,7 @@ from ..configs import ForecastAxis, TaylorSeerCacheType, TaylorSeerConfig
 from ..distributed import reduce_metric
 from .engine import StackEngine
 from .protocol import COMPUTE, REUSE, Calibrator, EngineState, Policy, StepContext
-from .taylorseer import TaylorSeerState
+from .taylorseer import TaylorSeerCalibrator
 
 Streams = dict[str, torch.Tensor]
 
@@ -181,7 +181,7 @@ class SpanEngine(StackEngine):
             key = (segment, stream)
             if key not in state.calibrators or step.index < self.forecast.differences_from_step:
                 # an early step: its value only
-                state.calibrators[key] = TaylorSeerState(self.forecast.order + self.estimates_error)
+                state.calibrators[key] = TaylorSeerCalibrator(self.forecast.order + self.estimates_error)
             feature = residual[stream] if self.forecasts_residual else outputs[stream]
             state.calibrators[key].update(state.position, feature)
 

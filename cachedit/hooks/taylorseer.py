@@ -15,12 +15,12 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "TaylorSeerState"
+    "TaylorSeerCalibrator"
 ]
 
 
-class TaylorSeerState:
-    """Forecaster for one feature stream of one guidance branch; `reset()` restores what `__init__` set."""
+class TaylorSeerCalibrator:
+    """The `Calibrator` of one feature stream of one guidance branch; `reset()` restores what `__init__` set."""
 
     def __init__(self, order: int) -> None:
         self.order = order
