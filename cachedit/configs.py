@@ -3,14 +3,14 @@
 Every Hydra group option (``conf/<group>/*.yaml``) extends one of these dataclasses, so a misspelt key or a value
 of the wrong type fails when Hydra composes, and ``OmegaConf.to_object`` runs ``__post_init__``, where ranges are
 checked. The same classes are the plain-Python API: ``cachedit.enable_cache(pipe, taylorseer=TaylorSeerConfig(order=1))``.
-The cache schemas live with their technique, in :mod:`cachedit.caches`. Every
-``__post_init__`` starts with :func:`cachedit.config_types.check_types`, so a Python object or a ``load_config``
-dict is held to the field types too (``"false"`` is no bool, ``2.5`` no int), before any range check.
+Every ``__post_init__`` starts with :func:`cachedit.config_types.check_types`, so a Python object or a
+``load_config`` dict is held to the field types too (``"false"`` is no bool, ``2.5`` no int), before any range check.
 
 Only ``int``/``float``/``bool``/``str``/``Enum``/``X | None``/lists/dicts are used: OmegaConf rejects
 ``torch.dtype`` and ``Literal``.
 
-These are the core's schemas (cache, TaylorSeer, SCM, CFG, compile, parallel); the model schema lives in the zoo
+These are the core's schemas other than the caches' (TaylorSeer, SCM, CFG, parallel, and the compile modes); the
+cache schemas live with their technique (:mod:`cachedit.caches`), the model schema in the zoo
 (:mod:`cachedit.zoo.model_config`), the run and tune schemas in the harness (:mod:`cachedit.harness.run_config`).
 """
 
