@@ -3,9 +3,10 @@
 The core (`import cachedit`) imports only torch, diffusers and their dependencies; the zoo (replicas, embedded
 models, data) builds on the core; the harness (runs, sweeps, benchmarks, metrics, plots, tuning) on both; the server
 on all three. A module never imports a higher layer, and never imports a private name from another layer. Each
-schema lives in the lowest layer that reads it: the cache, TaylorSeer, SCM, CFG, compile and parallel schemas in the
-core (`cachedit/configs.py`), the model schema in the zoo (`cachedit/zoo/model_config.py`), the run and tune schemas
-in the harness (`cachedit/harness/run_config.py`), the server's in serving (`cachedit/serving/config.py`).
+schema lives in the lowest layer that reads it: the cache schemas (`cachedit/caches/`) and the TaylorSeer, SCM, CFG
+and parallel schemas (`cachedit/configs.py`) in the core, the model schema in the zoo (`cachedit/zoo/model_config.py`),
+the run and tune schemas in the harness (`cachedit/harness/run_config.py`), the server's in serving
+(`cachedit/serving/config.py`).
 """
 
 import ast
