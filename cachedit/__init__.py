@@ -1,7 +1,8 @@
 """cachedit: training-free caching for diffusers DiT pipelines.
 
-This package is the core: it imports only torch, diffusers and their dependencies (never Hydra, the harness in
-`cachedit.harness`, the model zoo in `cachedit.zoo` or the server in `cachedit.serving`; tests/test_layers.py).
+This package is the core: it imports only torch, diffusers, omegaconf and numpy, what ``pip install cachedit`` brings
+(never Hydra, the harness in `cachedit.harness`, the model zoo in `cachedit.zoo` or the server in `cachedit.serving`;
+tests/test_layers.py, tests/test_dependencies.py).
 """
 
 from .adapters import BlockAdapter, patterns, supported_pipelines
