@@ -3,7 +3,7 @@
 Glossary (each word is used in this sense only):
 
 - *technique*: one cache method (DBCache, DBPrune, Forecast Cache): a config, and either a policy or an engine of
-  its own, in one module of `cachedit/caches/` that registers them.
+  its own (``cache=none``: neither), in one module of `cachedit/caches/` that registers them.
 - *policy* (`Policy`): decides, once per step of a branch, whether a span technique skips its span.
 - *engine* (`CacheEngine`): runs one stack's blocks under one technique: the `SpanEngine` runs a policy's span; a
   technique that decides per block (DBPrune) is an engine of its own and has no policy.
