@@ -203,17 +203,17 @@ class TimeSpacing:
         self.target = 0.0  # the next position that asks for a computed step
         self.index = -1  # the last step seen
         self.computes = True  # whether that step is on the schedule
-        self.scheduled = 0  # steps on the schedule so far
+        self.steps_on_schedule = 0  # so far
 
     def observe(self, index: int, timestep: float | None) -> bool:
         """Whether step `index` is on the schedule (each step once, in order; asking again repeats the answer)."""
-        if index == self.index:
-            return self.computes
-        self.scheduled += self._advance(index, timestep)
+        if index != self.index:
+            self._advance(index, timestep)
+            self.steps_on_schedule += self.computes
         return self.computes
 
-    def _advance(self, index: int, timestep: float | None) -> bool:
-        """A new step: place it on the time axis and decide it."""
+    def _advance(self, index: int, timestep: float | None) -> None:
+        """A new step: place it on the time axis and decide it (`computes`)."""
         if index == 0:
             self.first = timestep if timestep is not None and timestep > 0 else None
         elif self.first is not None and (timestep is None or timestep > self.first):
@@ -226,14 +226,13 @@ class TimeSpacing:
         self.index, self.position = index, position
         if index < self.warmup:
             self.computes, self.target = True, position + self.interval
-            return True
+            return
         upper = position + gap / 2 - _HALF_UP  # a target on the boundary goes to the later step, as halves round up
         # nor a target in the call's last half mean step: `computed_steps`' target N - 1/2 rounds past the last step
         self.computes = self.target < min(upper, self.num_steps - 0.5 - _HALF_UP)
         self.computes |= self.compute_last_step and index == self.num_steps - 1
         while self.target < upper:  # every target in this step's cell is served by it
             self.target += self.interval
-        return self.computes
 
 
 def time_spaced_steps(timesteps: list[float | None], warmup: int, interval: float, compute_last_step: bool = False) -> list[int]:
@@ -277,7 +276,7 @@ class SchedulePolicy(Policy):
 
     def skipped_none(self, step: StepContext) -> str | None:
         spacing = self.spacings.get(step.branch)
-        if not self.by_time or spacing is None or spacing.scheduled < self.num_steps:
+        if not self.by_time or spacing is None or spacing.steps_on_schedule < self.num_steps:
             return None
         return (f"`spacing=timestep` with `interval={self.config.interval:g}` scheduled every one of this call's "
                 f"{self.num_steps} steps: each moved the sampler's time by about `interval` mean steps or more")

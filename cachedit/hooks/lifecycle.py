@@ -12,16 +12,15 @@ import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 
+from ..adapters.call_facts import GENERIC, CallFacts
 from ..distributed import context_parallel_group
 from ._diffusers import BaseState, CacheContextName
 from .protocol import CacheEngine, StepContext
 
-if TYPE_CHECKING:
-    from ..adapters import CallFacts
 
 DEFAULT_BRANCH = "default"
 SHARED_BRANCH = "shared"
@@ -208,11 +207,11 @@ class Lifecycle:
     A transformer call that stores every block's keys and values for later calls (its class's `CallFacts` say when,
     `cachedit.adapters.call_facts`) runs uncached and is no step of any branch: a skipped block would store nothing,
     and the calls that read them count as usual. So does a call of another pipeline that shares the transformer
-    (`serves_current_call`). Without facts (`call_facts=None`) every call is a step.
+    (`serves_current_call`). A class without facts (`GENERIC`) has every call a step.
     """
 
     def __init__(self, engine: CacheEngine, separate_branches: bool = True,
-                 call_facts: CallFacts | None = None) -> None:
+                 call_facts: CallFacts = GENERIC) -> None:
         self.engine = engine
         self.call_facts = call_facts
         self.states = BranchStates(lambda: BranchState(engine.new_state()), separate=separate_branches)
@@ -244,8 +243,7 @@ class Lifecycle:
 
     def begin_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         """Before each transformer forward: bypass, or the branch and the step that begin."""
-        stores_kv = self.call_facts is not None and self.call_facts.stores_kv_cache(kwargs)
-        self.bypass = stores_kv or not serves_current_call(self.owner)
+        self.bypass = self.call_facts.stores_kv_cache(kwargs) or not serves_current_call(self.owner)
         if self.bypass:
             return
         self.engine.group = context_parallel_group(module)  # parallelism may be enabled after the cache
