@@ -112,6 +112,7 @@ def resolve_plan(
         detach_copied_hooks(transformer)  # a copy of a cached transformer gets its own hooks, not the original's
         transformer_config = _per_transformer(config, adapter.transformer, attributes)
         layout = adapter.layout(transformer)
+        transformer_config.check_stack_count(len(layout), f"`{label}` {adapter.transformer}" if label else f"`{adapter.transformer}`")
         for stack in layout:
             stack_config = transformer_config  # override layer 3: the block list's own knobs
             if stack.knobs:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cachedit import ForecastCacheConfig
+from cachedit.caches.forecast import ForecastTarget
 from cachedit.harness.calibrate import calibrate, planned_generations
 from cachedit.harness.schedule_fit import best_schedules, gap_costs
 from cachedit.harness.trajectories import Trajectory, record_trajectory
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def kinked(steps: int = 8) -> Trajectory:
     """A residual that is 0 up to step 4, then grows by 1 a step; timesteps 8, 7, ..., 1 (each step advances 1)."""
     residuals = [torch.tensor([float(max(0, s - 4))]) for s in range(steps)]
-    return Trajectory(timesteps=[float(steps - s) for s in range(steps)], residuals=[residuals])
+    return Trajectory(timesteps=[float(steps - s) for s in range(steps)], features=[residuals])
 
 
 def test_the_fit_computes_where_the_trajectory_bends():
@@ -53,7 +54,22 @@ def test_a_recorded_trajectory_holds_every_step_of_the_uncached_call():
     uncached = pipe(**call, generator=torch.Generator().manual_seed(0)).images
     assert (trajectory.images == uncached).all()  # recording changes nothing
     assert trajectory.blocks == 5 * 6 and len(trajectory.timesteps) == 5
-    assert len(trajectory.residuals) == 1 and len(trajectory.residuals[0]) == 5  # batched CFG: one branch
+    assert len(trajectory.features) == 1 and len(trajectory.features[0]) == 5  # batched CFG: one branch
+
+
+def test_with_target_output_the_trajectory_holds_the_transformer_outputs():
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    call = {"class_labels": [1, 7], "num_inference_steps": 4, "output_type": "np"}
+    outputs = []
+    handle = pipe.transformer.register_forward_hook(lambda module, args, out: outputs.append(out[0].flatten().clone()))
+    try:
+        pipe(**call, generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    trajectory = record_trajectory(pipe, call, seed=0, target=ForecastTarget.output)
+    assert len(trajectory.features) == 1 and all(torch.equal(a, b) for a, b in zip(trajectory.features[0], outputs))
+    assert len(outputs) == 4 and trajectory.blocks == 4 * 6
 
 
 def test_a_fit_over_the_generation_budget_is_refused_before_any_work():
@@ -61,7 +77,7 @@ def test_a_fit_over_the_generation_budget_is_refused_before_any_work():
     call = {"class_labels": [1], "num_inference_steps": 28, "output_type": "np"}
     assert planned_generations(28, 6, list(range(5, 15)), 2) == pytest.approx(1 + 2 * 95 / 28)
     with pytest.raises(ValueError, match=r"costs up to 30\.0 uncached generations of block work, above `max_generations=10`"):
-        calibrate(pipe, call, [1], list(range(1, 29)), ForecastCacheConfig(), powers=(0.5, 0.75))
+        calibrate(pipe, call, [1], list(range(1, 29)), ForecastCacheConfig(), powers=(0.5,))
 
 
 def test_the_committed_preset_is_what_its_command_produces(tmp_path):

@@ -59,7 +59,7 @@ def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
     [
         (dict(interval=0), "`interval` must be >= 1"),
         (dict(interval=0.5), "`interval` must be >= 1"),
-        (dict(forecast_axis="sigma"), "`forecast_axis` must be one of ['step', 'timestep'], got 'sigma'"),
+        (dict(forecast_axis="sigma"), "`forecast_axis` must be one of ['step', 'timestep'] or None, got 'sigma'"),
         (dict(order=4), "`order` must be in [0, 3]"),
         (dict(warmup=0), "`warmup` must be >= 1"),
         (dict(compute_steps=[1, 5]), "`compute_steps` must include step 0"),
@@ -103,7 +103,7 @@ def test_skipped_steps_run_no_block_at_all():
 
 def test_head_blocks_still_run_on_skipped_steps():
     pipe = ToyPipeline()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(Fn=1, Bn=1, warmup=2, interval=3), adapters=TOY_ADAPTERS)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(Fn=1, Bn=1, warmup=2, interval=3, target="residual"), adapters=TOY_ADAPTERS)
     pipe(steady_inputs(11, drift=0.1), num_inference_steps=11)
     summary = cachedit.summary(pipe)
     assert summary["cached_steps"] == 6
@@ -152,16 +152,16 @@ def test_order_one_forecast_follows_uneven_timesteps_exactly():
     reference = UnevenTimePipeline()()
     adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
     pipe = UnevenTimePipeline()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=3, interval=3, forecast_axis="timestep"), adapters=adapters)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=3, interval=3, forecast_axis="timestep", target="residual"), adapters=adapters)
     outputs = pipe()
     assert cachedit.summary(pipe)["cached_steps"] == 4
     assert max(float((a - b).abs().max()) for a, b in zip(outputs, reference)) < 1e-5
     cachedit.disable_cache(pipe)
-    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=3, interval=3), adapters=adapters)
-    by_index = pipe()  # the default axis, the step index: a line in t is no line in the index when t is uneven
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=1, warmup=3, interval=3, target="residual"), adapters=adapters)
+    by_index = pipe()  # the residual's default axis, the step index: a line in t is no line in the index when t is uneven
     assert max(float((a - b).abs().max()) for a, b in zip(by_index, reference)) > 0.01
     cachedit.disable_cache(pipe)
-    cachedit.enable_cache(pipe, ForecastCacheConfig(order=0, warmup=3, interval=3, forecast_axis="timestep"), adapters=adapters)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(order=0, warmup=3, interval=3, forecast_axis="timestep", target="residual"), adapters=adapters)
     reused = pipe()  # plain reuse of the last residual is off on every skipped step
     assert max(float((a - b).abs().max()) for a, b in zip(reused, reference)) > 0.05
 
@@ -170,7 +170,7 @@ def test_tolerance_skips_where_the_estimated_error_is_small_and_computes_where_i
     adapters = [cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))]
     # steps 0 and 1 enter the forecast as values only (`differences_from_step`), so the estimate of an order-1
     # forecast exists once steps 1, 2, 3 computed: warmup 4, and the schedule alone would skip every later step
-    config = ForecastCacheConfig(order=1, warmup=4, interval=100, tolerance=1e-3, forecast_axis="timestep")
+    config = ForecastCacheConfig(order=1, warmup=4, interval=100, tolerance=1e-3, forecast_axis="timestep", target="residual")
     decisions = {}
     for power in (1, 2):  # a residual linear in t: the estimate is 0; quadratic: every skip would err by > 1e-3
         reference = UnevenTimePipeline(power)()

@@ -8,7 +8,8 @@ import torch
 import cachedit
 from cachedit import ForecastCacheConfig
 from cachedit.adapters.patterns import HIDDEN_OUT
-from cachedit.caches.forecast import computed_steps, time_spaced_steps
+from cachedit.caches.forecast import computed_steps
+from cachedit.harness.schedule_fit import time_spaced_steps
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
 
 
@@ -42,12 +43,12 @@ def test_even_timesteps_that_end_at_zero_compute_the_steps_of_the_step_index_rul
 
 def test_shifted_timesteps_put_the_computed_steps_where_the_sampler_moves_fast():
     # 8 steps at shift 3: sigmas 1, .955, .9, .833, .75, .643, .5, .3, i.e. positions 8 * (1 - sigma) of
-    # 0, .36, .8, 1.33, 2, 2.86, 4, 5.6 mean steps: targets 2, 4, 6 fall on steps 4, 6 and 7 (5.6 is nearest 6)
+    # 0, .36, .8, 1.33, 2, 2.86, 4, 5.6 mean steps: marks 2, 4, 6 fall on steps 4, 6 and 7 (5.6 is nearest 6)
     assert time_spaced_steps(shifted(8), warmup=1, interval=2) == [0, 4, 6, 7]
     assert sorted(computed_steps(ForecastCacheConfig(interval=2), 8)) == [0, 2, 4, 6]  # the index rule: early
-    # at 28 steps the same rule is denser late, as the calibrated tiny-FLUX preset [0, 1, 7, 11, 17, 21, 24, 26] is;
-    # each is the step nearest its target 4, 8, ..., 28 (positions 4.38, 7.78, 11.57, 15.4, 20.59, 25.2; the last
-    # two targets share step 27)
+    # at 28 steps the same rule is denser late, as the calibrated tiny-FLUX preset [0, 1, 6, 11, 17, 21, 25, 27] is;
+    # each is the step nearest its mark 4, 8, ..., 28 (positions 4.38, 7.78, 11.57, 15.4, 20.59, 25.2; the last
+    # two marks share step 27)
     assert time_spaced_steps(shifted(28), warmup=1, interval=4) == [0, 9, 15, 19, 22, 25, 27]
 
 
@@ -80,11 +81,12 @@ def test_bad_spacing_is_rejected_with_the_key_and_the_allowed_values():
 # ------------------------------------------------------------------ the engine
 
 
-def test_interval_1_is_bit_exact_on_either_axis_with_guidance_branches():
+@pytest.mark.parametrize("target", ["output", "residual"])
+def test_interval_1_is_bit_exact_on_either_axis_with_guidance_branches(target):
     inputs = steady_inputs(8, drift=0.1)
     reference = ToyPipeline()(inputs, ("cond", "uncond"), contexts=False)
     pipe = ToyPipeline()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(interval=1, spacing="timestep"), adapters=TOY_ADAPTERS)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(interval=1, spacing="timestep", target=target), adapters=TOY_ADAPTERS)
     outputs = pipe(inputs, ("cond", "uncond"), num_inference_steps=8, contexts=False)
     assert all(torch.equal(a, b) for a, b in zip(outputs, reference))
     assert cachedit.summary(pipe)["cached_steps"] == 0

@@ -51,6 +51,9 @@ class CacheConfig:
             f"Fn + Bn <= {num_blocks - 1}.",
         )
 
+    def check_stack_count(self, num_stacks: int, where: str = "the transformer") -> None:
+        """Raise if the technique cannot cache a transformer whose blocks form `num_stacks` stacks (each its own engine)."""
+
     def check_per_transformer(self) -> None:
         """Every per-transformer override must name a field of the same config and have its type (ranges are
         checked when applied, on the config it makes)."""

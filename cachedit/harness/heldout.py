@@ -55,7 +55,7 @@ def conditions(spec: dict | None, model: ModelConfig, seed: int, calibration_see
 
 
 def calibrated_methods(pipe, call: dict, methods: dict, compose_cachedit, seeds: list[int], output: str,
-                       powers: tuple[float, ...] = (0.5, 0.75)) -> tuple[dict, dict[str, tuple[dict[int, Fit], CalibrationCost]]]:
+                       powers: tuple[float, ...] = (0.25,)) -> tuple[dict, dict[str, tuple[dict[int, Fit], CalibrationCost]]]:
     """Methods with `calibrate: {budgets}` become a grid of the schedules fitted for them (on `call`, with `seeds`)."""
     result, fits = {}, {}
     steps = call["num_inference_steps"]

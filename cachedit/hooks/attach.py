@@ -89,8 +89,7 @@ class CacheRootHook(_TracksCopies, ModelHook):
         return args, kwargs
 
     def post_forward(self, module, output):
-        self.lifecycle.end_forward()
-        return output
+        return self.lifecycle.end_forward(output)
 
     def reset_state(self, module):
         self.lifecycle.reset()

@@ -252,8 +252,10 @@ class Lifecycle:
         self.states.begin_forward(timestep)
         self._begin_step(_latent_input(args, kwargs), timestep)
 
-    def end_forward(self) -> None:
-        self.bypass = False
+    def end_forward(self, output):
+        """After each transformer forward: what the caller gets (the engine's say on a step, else `output`)."""
+        bypassed, self.bypass = self.bypass, False
+        return output if bypassed or self.step is None else self.engine.end_step(self.step, output)
 
     def enter_block(self, index: int, args: tuple, kwargs: dict) -> StepContext:
         """Before block `index` runs: a second pass over the blocks within one transformer call (a model that

@@ -90,6 +90,9 @@ class Policy(ABC):
     estimates_forecast_error: bool = False
     forecast: TaylorSeerConfig | None = None  # a forecast of the policy's own (else the user's, where it takes one)
     moves_encoder: bool = True  # a skipped span moves the encoder (text) stream by its cached residual too
+    # a skipped step's transformer output is forecast from the outputs of computed steps (the span's estimate only
+    # feeds layers whose result is replaced)
+    forecasts_output: bool = False
 
     def optional_tail(self) -> set[int]:
         """Trailing blocks (0 .. Bn-1) that may reuse their own residual on a skipped step (`tail_reuses`)."""
@@ -177,3 +180,7 @@ class CacheEngine(ABC):
     @abstractmethod
     def run_block(self, step: StepContext, index: int, forward, args: tuple, kwargs: dict):
         """Block `index` of the stack: compute it with ``forward(*args, **kwargs)``, or return its estimate."""
+
+    def end_step(self, step: StepContext, output):
+        """The transformer call of `step` returned `output`: what the caller gets (by default `output` itself)."""
+        return output

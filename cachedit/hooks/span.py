@@ -46,6 +46,26 @@ def sub_streams(a: Streams, b: Streams) -> Streams:
     return {s: a[s] - b[s] for s in a}
 
 
+def output_tensors(output) -> list[torch.Tensor]:
+    """Every tensor a transformer call returns, in order: the output itself, or those in its tuples, lists and
+    diffusers output classes (video and audio; one latent per image)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    items = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
+    return [tensor for item in items for tensor in output_tensors(item)]
+
+
+def with_output_tensors(output, tensors):
+    """`output` with `tensors` (an iterator, in `output_tensors`' order) in place of its tensors, of the same types."""
+    if isinstance(output, torch.Tensor):
+        return next(tensors)
+    if isinstance(output, dict):  # diffusers' output classes (`BaseOutput`) are ordered dicts of their fields
+        return type(output)(**{key: with_output_tensors(value, tensors) for key, value in output.items()})
+    if isinstance(output, (tuple, list)):
+        return type(output)([with_output_tensors(item, tensors) for item in output])
+    return output
+
+
 class SpanState(EngineState):
     """Everything one guidance branch remembers between its steps."""
 
@@ -61,6 +81,7 @@ class SpanState(EngineState):
         self.segment_residuals: dict[int, Streams] = {}
         self.tail_residuals: dict[int, Streams] = {}
         self.calibrators: dict[tuple[int, str], Calibrator] = {}  # (segment, stream)
+        self.output_forecasts: list[TaylorSeerCalibrator] = []  # per tensor of the transformer's output
 
     def invalidate(self) -> None:
         """Drop cached tensors (a shape or dtype change): the next step computes everything."""
@@ -68,6 +89,7 @@ class SpanState(EngineState):
         self.segment_residuals = {}
         self.tail_residuals = {}
         self.calibrators = {}
+        self.output_forecasts = []
 
 
 class SpanEngine(StackEngine):
@@ -170,7 +192,7 @@ class SpanEngine(StackEngine):
     # ---------------------------------------------------------------- estimate of a skipped middle
 
     def _forecast_streams(self, residual: Streams) -> list[str]:
-        if self.forecast is None:
+        if self.forecast is None or self.policy.forecasts_output:  # the output's forecast replaces what they give
             return []
         return [s for s in residual if s == HIDDEN or (s == ENCODER and self.forecast.encoder)]
 
@@ -196,6 +218,27 @@ class SpanEngine(StackEngine):
         if ENCODER in estimate and not self.policy.moves_encoder:
             estimate[ENCODER] = inputs[ENCODER]  # the text tokens pass the span as they entered it
         return estimate
+
+    # ---------------------------------------------------------------- the transformer's output
+
+    def end_step(self, step: StepContext, output):
+        """With `Policy.forecasts_output`: a computed step's output tensors feed their forecasts, a skipped step
+        returns the forecasts (on the policy's axis; steps before `differences_from_step` enter as values only)."""
+        if not self.policy.forecasts_output:
+            return output
+        state, forecast = step.state, self.policy.forecast
+        if state.skip:
+            predicted = (c.predict(state.position, forecast.order) for c in state.output_forecasts)
+            return with_output_tensors(output, predicted)
+        tensors = output_tensors(output)
+        if not tensors:
+            raise TypeError(f"`target=output` forecasts the tensors a transformer returns, but this one returns "
+                            f"{type(output).__name__} without any. Use `target=residual` for it.")
+        if len(tensors) != len(state.output_forecasts) or step.index < forecast.differences_from_step:
+            state.output_forecasts = [TaylorSeerCalibrator(forecast.order + self.estimates_error) for _ in tensors]
+        for calibrator, tensor in zip(state.output_forecasts, tensors):
+            calibrator.update(state.position, tensor)
+        return output
 
     # ---------------------------------------------------------------- decisions
 
@@ -229,7 +272,8 @@ class SpanEngine(StackEngine):
     def _forecast_error(self, state: SpanState) -> float | None:
         """The largest estimated relative forecast error over the segments' streams at this step; None until every
         one can estimate (or before any step computed)."""
-        estimates = [c.error_estimate(state.position, self.forecast.order) for c in state.calibrators.values()]
+        calibrators = state.output_forecasts if self.policy.forecasts_output else state.calibrators.values()
+        estimates = [c.error_estimate(state.position, self.forecast.order) for c in calibrators]
         if not estimates or None in estimates:
             return None
         return max(estimates)
