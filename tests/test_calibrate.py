@@ -72,6 +72,18 @@ def test_with_target_output_the_trajectory_holds_the_transformer_outputs():
     assert len(outputs) == 4 and trajectory.blocks == 4 * 6
 
 
+def test_with_two_transformers_the_output_trajectory_holds_every_step_of_both():
+    from tests.conftest import Replica
+
+    replica = Replica("wan22")  # transformer takes the early steps, transformer_2 the late ones
+    call = {**replica.inputs, "output_type": "latent"}
+    recorded = {target: record_trajectory(replica.pipe, call, seed=0, output=replica.output, target=target)
+                for target in ForecastTarget}
+    steps = len(recorded[ForecastTarget.residual].timesteps)
+    assert steps > 2 and len(recorded[ForecastTarget.output].timesteps) == steps
+    assert [len(branch) for branch in recorded[ForecastTarget.output].features] == [steps] * 2
+
+
 def test_a_fit_over_the_generation_budget_is_refused_before_any_work():
     pipe = load_tiny_dit()
     call = {"class_labels": [1], "num_inference_steps": 28, "output_type": "np"}

@@ -91,7 +91,8 @@ def _output_handles(plan, calls: list) -> list:
     def end_call(module, args, kwargs, out):
         calls.append((_timestep(args, kwargs), [t.detach().float().flatten().cpu() for t in output_tensors(out)]))
 
-    return [plan.stacks[0].transformer.register_forward_hook(end_call, with_kwargs=True)]
+    transformers = {id(stack.transformer): stack.transformer for stack in plan.stacks}  # Wan 2.2 has two
+    return [transformer.register_forward_hook(end_call, with_kwargs=True) for transformer in transformers.values()]
 
 
 def _residual_handles(plan, calls: list) -> list:
