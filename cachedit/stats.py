@@ -76,12 +76,12 @@ class CacheStats:
         self.steps[branch].append(record)
         return record
 
-    def record_block(self, branch: str, skipped: bool) -> None:
-        """Count one block call; a skipped one is charged to the branch's latest step."""
-        self.blocks_total += 1
+    def record_block(self, branch: str, skipped: bool, count: int = 1) -> None:
+        """Count `count` block calls; a skipped one is charged to the branch's latest step."""
+        self.blocks_total += count
         if skipped:
-            self.blocks_skipped += 1
-            self.steps[branch][-1].skipped_blocks += 1
+            self.blocks_skipped += count
+            self.steps[branch][-1].skipped_blocks += count
 
     def summary(self) -> dict:
         """A JSON-ready summary: cached steps, skipped block share, diff percentiles, per-branch decisions."""

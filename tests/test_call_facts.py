@@ -123,6 +123,21 @@ def test_a_forward_patch_is_removed_by_the_reference_it_returned_and_only_by_it(
         assert torch.equal(transformer(x), plain) and not transformer._diffusers_hook.hooks
 
 
+def test_hooks_come_off_in_any_order_though_those_above_call_down_through_their_own_forward():
+    # diffusers' `remove_hook` rewires the hook above the removed one by its `forward`, which for a hook with a
+    # `new_forward` (a forward patch, the engine's root hook) is that hook itself: the removed one kept running
+    transformer = ToyTransformer(num_blocks=2)
+    x = steady_inputs(1)[0]
+    with torch.no_grad():
+        plain = transformer(x)
+        doubled = attach_forward_patch(transformer, _doubled, "a")
+        plus_one = attach_forward_patch(transformer, _plus_one, "b")
+        detach_forward_patch(transformer, doubled)  # the lower one first
+        assert torch.equal(transformer(x), plain + 1)
+        detach_forward_patch(transformer, plus_one)
+        assert torch.equal(transformer(x), plain) and transformer.forward.__func__ is type(transformer).forward
+
+
 def _hooks(module: torch.nn.Module) -> list:
     return [hook for m in module.modules() if hasattr(m, "_diffusers_hook") for hook in m._diffusers_hook.hooks.values()]
 

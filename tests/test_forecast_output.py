@@ -79,6 +79,60 @@ def test_a_skipped_step_returns_the_forecast_in_the_type_the_transformer_returns
         assert cachedit.summary(pipe)["cached_steps"] == 4
 
 
+class CountsCalls(torch.nn.Module):
+    """Counts the calls its own forward runs; returns a diffusers output or a tuple, as `return_dict` says."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = UnevenTimePipeline().transformer
+        self.transformer_blocks = self.inner.transformer_blocks
+        self.calls = 0
+
+    def forward(self, hidden_states, timestep, return_dict=True):
+        from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+        self.calls += 1
+        out = self.inner(hidden_states, timestep)
+        return Transformer2DModelOutput(sample=out) if return_dict else (out,)
+
+
+def test_a_skipped_step_runs_nothing_of_the_transformer_and_counts_its_blocks_skipped():
+    counted = {}
+    for target in ("output", "residual"):
+        pipe = UnevenTimePipeline()
+        pipe.transformer = CountsCalls()
+        cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=3, interval=3, spacing="step", target=target), adapters=LINE)
+        outputs = pipe()
+        summary = cachedit.summary(pipe)
+        assert summary["branches"]["transformer/default"]["decisions"] == "CCCccCccC"
+        counted[target] = (pipe.transformer.calls, summary["blocks_total"], summary["blocks_skipped"])
+        assert all(type(o) is type(outputs[0]) for o in outputs)
+    # the residual's skipped steps still run the transformer (embeddings, output layers); the output's run nothing,
+    # and charge the 3 blocks of the last call that ran as skipped
+    assert counted == {"output": (5, 27, 12), "residual": (9, 27, 12)}
+
+
+def test_a_skipped_call_that_asks_for_another_form_of_output_runs():
+    class AlternatingForms(UnevenTimePipeline):
+        @torch.no_grad()
+        def __call__(self, num_inference_steps=len(UnevenTimePipeline.TIMESTEPS)):
+            x = torch.ones(1, 4, 8)
+            return [self.transformer(x, timestep=torch.tensor([t]), return_dict=i % 2 == 0)
+                    for i, t in enumerate(self.TIMESTEPS)]
+
+    reference = AlternatingForms()
+    reference.transformer = CountsCalls()
+    expected = reference()
+    pipe = AlternatingForms()
+    pipe.transformer = CountsCalls()
+    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=3, interval=3, spacing="step", target="output"), adapters=LINE)
+    outputs = pipe()
+    assert cachedit.summary(pipe)["cached_steps"] == 4
+    assert pipe.transformer.calls == 9  # each call asks for the other form than the last: every one runs
+    assert [type(o) for o in outputs] == [type(o) for o in expected]
+    assert _max_error([o[0] for o in outputs], [o[0] for o in expected]) < 1e-5
+
+
 class ReturnsNested(torch.nn.Module):
     """Returns its output as a video and an audio tensor, the video as a list of one latent per image."""
 

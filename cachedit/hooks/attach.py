@@ -73,8 +73,8 @@ class CopiedHook(_TracksCopies, ModelHook):
 
 
 class CacheRootHook(_TracksCopies, ModelHook):
-    """On the transformer: tells the lifecycle a transformer call begins and ends; reset with the pipeline's
-    stateful hooks."""
+    """On the transformer: tells the lifecycle a transformer call begins and ends, and runs the call unless the
+    lifecycle has its output already (a forecast step); reset with the pipeline's stateful hooks."""
 
     _is_stateful = True
 
@@ -87,6 +87,10 @@ class CacheRootHook(_TracksCopies, ModelHook):
         super().pre_forward(module)  # refuses a copy
         self.lifecycle.begin_forward(module, args, kwargs)
         return args, kwargs
+
+    def new_forward(self, module, *args, **kwargs):
+        output = self.lifecycle.skipped_call()
+        return self.fn_ref.original_forward(*args, **kwargs) if output is None else output
 
     def post_forward(self, module, output):
         return self.lifecycle.end_forward(output)
@@ -144,7 +148,7 @@ def detach_forward_patch(transformer: torch.nn.Module, hook: ForwardPatchHook) -
         raise RuntimeError(f"This forward patch is not attached to this {type(transformer).__name__}.")
     for copied in list(hook.copies):
         detach_engine(copied, copied_only=True)
-    registry.remove_hook(name, recurse=False)
+    _remove_hook(registry, name)
 
 
 def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], lifecycle: Lifecycle,
@@ -182,8 +186,22 @@ def detach_engine(transformer: torch.nn.Module, copied_only: bool = False) -> No
                 continue
             for copied in list(getattr(hook, "copies", ())):
                 detach_engine(copied, copied_only=True)
-            registry.remove_hook(name, recurse=False)
+            _remove_hook(registry, name)
     HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+
+
+def _remove_hook(registry: HookRegistry, name: str) -> None:
+    """``registry.remove_hook(name)`` in any order: diffusers rewires the hook above the removed one by its `forward`,
+    which for a hook with a `new_forward` (the root hook, a forward patch) is that `new_forward` itself, while it
+    calls down through `original_forward`, left on the removed hook's. That one is rewired instead."""
+    index = registry._hook_order.index(name)
+    above = registry._fn_refs[index + 1] if index + 1 < len(registry._fn_refs) else None
+    if above is None or above.original_forward is None:
+        registry.remove_hook(name, recurse=False)
+        return
+    own_forward = above.forward
+    registry.remove_hook(name, recurse=False)  # sets `above.forward` to what the removed hook called down to
+    above.original_forward, above.forward = above.forward, own_forward
 
 
 def detach_copied_hooks(module: torch.nn.Module) -> None:

@@ -125,6 +125,7 @@ class BranchState(BaseState):
         self.signature: tuple | None = None  # (shape, dtype, device) of the transformer input
         self.timestep: float | None = None  # the last timestep seen, and the direction the loop runs (-1, 0, 1)
         self.direction = 0
+        self.return_dict = None  # the `return_dict` of the last call that ran: the form of its output
 
     def new_loop(self) -> None:
         """A new sampling loop (a new call, or a chunk, window or stage within one): nothing before it applies."""
@@ -222,6 +223,8 @@ class Lifecycle:
         self.num_steps: int | None = None  # the steps the current call runs, once known
         self.read_step_count = None  # reads the real step count at the call's first step
         self.step: StepContext | None = None  # the step now running
+        self.return_dict = None  # the current call's `return_dict` argument (None where it passes none)
+        self.call_ran = True  # the current call runs the transformer (`skipped_call` returned None)
 
     def reset(self) -> None:
         """Forget every branch (a new call; diffusers' reset of stateful hooks)."""
@@ -251,11 +254,27 @@ class Lifecycle:
         timestep = host_timestep(next((kwargs[k] for k in _TIMESTEP_KEYS if k in kwargs), None))
         self.states.begin_forward(timestep)
         self._begin_step(_latent_input(args, kwargs), timestep)
+        self.return_dict = kwargs.get("return_dict")
+
+    def skipped_call(self):
+        """After `begin_forward`: the output that stands for this call without running it (the engine's, where it
+        forecasts the whole output and the call asks for the same form of output as the last one that ran), or
+        None to run it."""
+        self.call_ran = True
+        if self.bypass or self.step is None or self.return_dict != self.states.get_state().return_dict:
+            return None
+        output = self.engine.skipped_call(self.step)
+        self.call_ran = output is None
+        return output
 
     def end_forward(self, output):
         """After each transformer forward: what the caller gets (the engine's say on a step, else `output`)."""
         bypassed, self.bypass = self.bypass, False
-        return output if bypassed or self.step is None else self.engine.end_step(self.step, output)
+        if bypassed or self.step is None:
+            return output
+        if self.call_ran:
+            self.states.get_state().return_dict = self.return_dict
+        return self.engine.end_step(self.step, output)
 
     def enter_block(self, index: int, args: tuple, kwargs: dict) -> StepContext:
         """Before block `index` runs: a second pass over the blocks within one transformer call (a model that

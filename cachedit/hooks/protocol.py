@@ -19,8 +19,9 @@ Glossary (each word is used in this sense only):
   keeps its own `EngineState`.
 
 Per pipeline call the lifecycle (`hooks/lifecycle.py`) tells each engine that the call begins
-(`CacheEngine.begin_call`), then, per transformer call of one branch, that a step begins (`CacheEngine.begin_step`)
-and each block is about to run (`CacheEngine.run_block`), with a `StepContext`. Engines defer to their step rule and
+(`CacheEngine.begin_call`), then, per transformer call of one branch, that a step begins (`CacheEngine.begin_step`),
+whether the call runs at all (`CacheEngine.skipped_call`), that each block is about to run (`CacheEngine.run_block`)
+and what the call returned (`CacheEngine.end_step`), with a `StepContext`. Engines defer to their step rule and
 to the leading branch before their policy.
 """
 
@@ -184,3 +185,8 @@ class CacheEngine(ABC):
     def end_step(self, step: StepContext, output):
         """The transformer call of `step` returned `output`: what the caller gets (by default `output` itself)."""
         return output
+
+    def skipped_call(self, step: StepContext):
+        """Before the transformer call of `step` runs: an output to hand `end_step` in place of running the call at
+        all (nothing of the transformer runs: embeddings, blocks, output layers), or None to run it."""
+        return None

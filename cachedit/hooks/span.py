@@ -82,6 +82,9 @@ class SpanState(EngineState):
         self.tail_residuals: dict[int, Streams] = {}
         self.calibrators: dict[tuple[int, str], Calibrator] = {}  # (segment, stream)
         self.output_forecasts: list[TaylorSeerCalibrator] = []  # per tensor of the transformer's output
+        self.output_template = None  # the last output a call really returned: the form a skipped call's forecasts take
+        self.step_blocks = 0  # the blocks this step reached (a skipped call charges as many as the last one that ran)
+        self.call_blocks = 0
 
     def invalidate(self) -> None:
         """Drop cached tensors (a shape or dtype change): the next step computes everything."""
@@ -90,6 +93,7 @@ class SpanState(EngineState):
         self.tail_residuals = {}
         self.calibrators = {}
         self.output_forecasts = []
+        self.output_template = None
 
 
 class SpanEngine(StackEngine):
@@ -135,6 +139,7 @@ class SpanEngine(StackEngine):
         state = step.state
         state.skip = False
         state.segment_inputs = {}
+        state.step_blocks = 0
         by_timestep = self.policy.forecast_axis == ForecastAxis.timestep and step.timestep is not None
         state.position = step.timestep if by_timestep else float(step.index)
         if self.config.Fn == 0:
@@ -144,6 +149,7 @@ class SpanEngine(StackEngine):
 
     def run_block(self, step: StepContext, index: int, forward, args: tuple, kwargs: dict):
         state = step.state
+        state.step_blocks += 1
         pattern = self.patterns[index]
         inputs = self.readers[index](args, kwargs)
         if index in self.head_starts:
@@ -221,12 +227,24 @@ class SpanEngine(StackEngine):
 
     # ---------------------------------------------------------------- the transformer's output
 
+    def skipped_call(self, step: StepContext):
+        """With `Policy.forecasts_output` a skipped step needs nothing of the transformer: its call does not run,
+        and `end_step` puts the forecasts in the form of the last output a call returned. Its blocks count as
+        skipped, as many as the last call that ran reached."""
+        state = step.state
+        if not (self.policy.forecasts_output and state.skip) or state.output_template is None:
+            return None
+        self.stats.record_block(step.stats_key, skipped=True, count=state.call_blocks)
+        return state.output_template
+
     def end_step(self, step: StepContext, output):
         """With `Policy.forecasts_output`: a computed step's output tensors feed their forecasts, a skipped step
         returns the forecasts (on the policy's axis; steps before `differences_from_step` enter as values only)."""
         if not self.policy.forecasts_output:
             return output
         state, forecast = step.state, self.policy.forecast
+        if output is not state.output_template:  # the call ran
+            state.output_template, state.call_blocks = output, state.step_blocks
         if state.skip:
             predicted = (c.predict(state.position, forecast.order) for c in state.output_forecasts)
             return with_output_tensors(output, predicted)
