@@ -50,7 +50,7 @@ def test_a_recorded_trajectory_holds_every_step_of_the_uncached_call():
     pipe = load_tiny_dit()
     pipe.set_progress_bar_config(disable=True)
     call = {"class_labels": [1, 7], "num_inference_steps": 5, "output_type": "np"}
-    trajectory = record_trajectory(pipe, call, seed=0)
+    trajectory = record_trajectory(pipe, call, seed=0, target=ForecastTarget.residual)
     uncached = pipe(**call, generator=torch.Generator().manual_seed(0)).images
     assert (trajectory.images == uncached).all()  # recording changes nothing
     assert trajectory.blocks == 5 * 6 and len(trajectory.timesteps) == 5

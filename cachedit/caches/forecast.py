@@ -39,8 +39,8 @@ class ForecastCacheConfig(CacheConfig):
     what the sampler receives, the transformer's output, from the outputs of the computed steps with a Newton
     polynomial in the timestep (TaylorSeer's idea applied to the whole model; `target=residual` forecasts the
     skipped span's residual instead, in the step index by default). A skipped step costs only the `Fn` + `Bn` blocks
-    that always run (none by default, and none possible with `target=output`), so the work saved is the share of
-    skipped steps.
+    that always run (none by default, and none possible with `target=output`, where the transformer's call does not
+    run at all), so the work saved is the share of skipped steps.
 
     Why it beats reuse: a cached residual reused unchanged is at best what running fewer steps gives (the
     Euler step with a constant velocity is the same update); a forecast of order 1 is a multistep method that
@@ -106,8 +106,9 @@ class ForecastCacheConfig(CacheConfig):
             skipped span's residual, added to the span's input (the blocks after the span and the transformer's
             output layers run on the estimate; `forecast_axis` applies). ``output``: the transformer's output itself
             (the velocity or noise the sampler receives), by default polynomial in the timestep (`forecast_axis`):
-            the blocks still run none, and the transformer's own output layers, which
-            modulate by the timestep and normalise, no longer bend the forecast. Needs `Fn=0`, `Bn=0` (nothing of
+            a skipped step runs nothing of the transformer (no embedding, block or output layer: its call returns
+            the forecast), and the transformer's own output layers, which modulate by the timestep and normalise,
+            no longer bend the forecast. Needs `Fn=0`, `Bn=0` (nothing of
             the stack runs on a skipped step) and one block stack per transformer. Held out (`bench=pareto` on the
             tiny DiT, `bench=pareto_small` on tiny FLUX; README, Benchmarks), the uncalibrated default beats
             diffusers' TaylorSeerCache by >= 1.15x at 35-45 dB in 27 of 30 cells with ``output`` and 21 with

@@ -1,7 +1,7 @@
 """Fit Forecast Cache schedules by calibration: which steps compute, for every budget of computed steps at once.
 
-1. Record: one uncached call per calibration input (seed), keeping each step's timestep and span residuals
-   (`trajectories.record_trajectory`).
+1. Record: one uncached call per calibration input (seed), keeping each step's timestep and what the target
+   forecasts, the transformer's outputs or the span's residuals (`trajectories.record_trajectory`).
 2. Choose offline: dynamic programming over the forecast errors along those trajectories gives, per budget, the
    schedules of least proxy error (`schedule_fit`); no pipeline call.
 3. Verify: the proxy weighs an error at noise level σ by ``σ^-power`` (how much of it reaches the image depends on

@@ -54,7 +54,7 @@ def _timestep(args, kwargs) -> float:
 
 
 def record_trajectory(pipe, call: dict, seed: int, output: str = "images",
-                      target: ForecastTarget = ForecastTarget.residual) -> Trajectory:
+                      target: ForecastTarget = ForecastTarget.output) -> Trajectory:
     """Run `pipe(**call)` uncached with seed `seed`, recording what `Trajectory` holds (the forecast `target`'s)."""
     plan = resolve_plan(pipe, ForecastCacheConfig(Fn=0, Bn=0))
     calls: list[tuple[float, list[torch.Tensor]]] = []  # per transformer call: timestep, recorded pieces

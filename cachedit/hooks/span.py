@@ -14,7 +14,8 @@ Per transformer call (one denoising step of one guidance branch):
 - blocks ``[L - Bn, L)`` always compute, except those the policy calls optional (`Policy.optional_tail`), which on
   a skipped step reuse their own residual where the policy says so for the measured change (`Policy.tail_reuses`).
 
-With ``Fn=0`` (the forecast's default) the policy decides as the step begins, and a skipped step runs no block.
+With ``Fn=0`` (the forecast's default) the policy decides as the step begins, and a skipped step runs no block; where
+the policy forecasts the output, its transformer call does not run at all (`SpanEngine.skipped_call`).
 """
 
 from __future__ import annotations
