@@ -96,6 +96,20 @@ class CountsCalls(torch.nn.Module):
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
 
 
+def _uncached_and_forecast(pipeline_class, transformer_class):
+    """The outputs of `pipeline_class` with a `transformer_class` uncached, and with `target=output` (warmup 3, then
+    every 3rd step), and the cached pipeline."""
+    runs = []
+    for cached in (False, True):
+        pipe = pipeline_class()
+        pipe.transformer = transformer_class()
+        if cached:
+            config = ForecastCacheConfig(warmup=3, interval=3, spacing="step", target="output")
+            cachedit.enable_cache(pipe, config, adapters=LINE)
+        runs.append(pipe())
+    return runs[0], runs[1], pipe
+
+
 def test_a_skipped_step_runs_nothing_of_the_transformer_and_counts_its_blocks_skipped():
     counted = {}
     for target in ("output", "residual"):
@@ -120,26 +134,18 @@ def test_a_skipped_call_that_asks_for_another_form_of_output_runs():
             return [self.transformer(x, timestep=torch.tensor([t]), return_dict=i % 2 == 0)
                     for i, t in enumerate(self.TIMESTEPS)]
 
-    reference = AlternatingForms()
-    reference.transformer = CountsCalls()
-    expected = reference()
-    pipe = AlternatingForms()
-    pipe.transformer = CountsCalls()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=3, interval=3, spacing="step", target="output"), adapters=LINE)
-    outputs = pipe()
+    expected, outputs, pipe = _uncached_and_forecast(AlternatingForms, CountsCalls)
     assert cachedit.summary(pipe)["cached_steps"] == 4
     assert pipe.transformer.calls == 9  # each call asks for the other form than the last: every one runs
     assert [type(o) for o in outputs] == [type(o) for o in expected]
     assert _max_error([o[0] for o in outputs], [o[0] for o in expected]) < 1e-5
 
 
-class ReturnsNested(torch.nn.Module):
+class ReturnsNested(CountsCalls):
     """Returns its output as a video and an audio tensor, the video as a list of one latent per image."""
 
     def __init__(self, nothing: bool = False):
         super().__init__()
-        self.inner = UnevenTimePipeline().transformer
-        self.transformer_blocks = self.inner.transformer_blocks
         self.nothing = nothing
 
     def forward(self, hidden_states, timestep):
@@ -148,13 +154,7 @@ class ReturnsNested(torch.nn.Module):
 
 
 def test_every_tensor_of_a_nested_output_is_forecast_and_returned_in_its_place():
-    reference = UnevenTimePipeline()
-    reference.transformer = ReturnsNested()
-    expected = reference()
-    pipe = UnevenTimePipeline()
-    pipe.transformer = ReturnsNested()
-    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=3, interval=3, spacing="step", target="output"), adapters=LINE)
-    outputs = pipe()
+    expected, outputs, pipe = _uncached_and_forecast(UnevenTimePipeline, ReturnsNested)
     assert cachedit.summary(pipe)["cached_steps"] == 4
     for (video, audio), (video_ref, audio_ref) in zip(outputs, expected):
         assert isinstance(video, list) and len(video) == 1  # the structure, rebuilt
