@@ -8,7 +8,7 @@ from diffusers.models.cache_utils import CacheMixin
 import cachedit
 from cachedit import ForecastCacheConfig
 from cachedit.adapters.patterns import HIDDEN_OUT
-from cachedit.caches.forecast import computed_steps, why_nothing_skips
+from cachedit.caches.forecast import computed_steps, first_difference_step, why_nothing_skips
 from cachedit.harness.metrics import psnr
 from cachedit.zoo.tiny_dit import load_tiny_dit
 from tests.helpers.toy import TOY_ADAPTERS, ToyPipeline, steady_inputs
@@ -39,6 +39,28 @@ def test_fitted_schedule_keeps_its_instants_at_other_step_counts():
     assert why_nothing_skips(config, 20) is None
     assert sorted(computed_steps(config, 6)) == [0, 2, 4, 5] and why_nothing_skips(config, 6) is None
     assert computed_steps(config, 7) == frozenset(range(7)) and "cannot skip at 7 steps" in why_nothing_skips(config, 7)
+
+
+def test_the_steps_that_enter_as_values_only_are_placed_with_a_fitted_schedule():
+    fitted = ForecastCacheConfig(compute_steps=[0, 1, 12, 19, 25], reference_steps=28)
+    # steps 0 and 1 of 28 enter as values only; at 50 steps step 1 computes as step 2, which must stay a value
+    assert sorted(computed_steps(fitted, 50))[:2] == [0, 2] and first_difference_step(fitted, 50) == 3
+    assert [first_difference_step(fitted, n) for n in (28, 20, 100)] == [2, 2, 6]
+    assert first_difference_step(ForecastCacheConfig(interval=4), 50) == 2  # an uncalibrated schedule: the index
+
+
+def test_a_step_placed_from_a_values_only_step_starts_the_forecast_afresh():
+    # 9 steps of a schedule fitted at 5: [0, 1, 3] computes [0, 2, 6]; step 2 is where step 1 lies, so it enters as a
+    # value (the skipped steps 3-5 return its output) and the line starts at step 6. On an output linear in t a line
+    # through steps 0 and 2 would have been exact at step 3: the difference is visible
+    reference = UnevenTimePipeline()()
+    pipe = UnevenTimePipeline()
+    config = ForecastCacheConfig(compute_steps=[0, 1, 3], reference_steps=5, target="output")
+    cachedit.enable_cache(pipe, config, adapters=[cachedit.BlockAdapter(block_lists=(("transformer_blocks", HIDDEN_OUT),))])
+    outputs = pipe()
+    assert cachedit.summary(pipe)["branches"]["transformer/default"]["decisions"] == "CcCcccCcc"
+    assert all(torch.equal(outputs[i], outputs[2]) for i in (3, 4, 5)) and not torch.allclose(outputs[3], reference[3])
+    assert max(float((outputs[i] - reference[i]).abs().max()) for i in (6, 7, 8)) < 1e-5
 
 
 def test_a_schedule_that_cannot_skip_says_so_by_name_in_the_summary():
