@@ -1,7 +1,8 @@
 """Choose which steps compute, offline, from recorded uncached trajectories (`cachedit.harness.trajectories`).
 
 The Forecast Cache forecasts a skipped step's feature (its span's residual, or with `target=output` the transformer's
-output) from the last computed steps only (order 1: the last two; order 0: the last one), so the error of a skipped step depends only on those steps and itself. The proxy for the
+output) from the last computed steps only (order 1: the last two; order 0: the last one), so the error of a skipped
+step depends only on those steps and itself. The proxy for the
 fidelity a schedule loses is, per gap between computed steps b and c (a the computed step before b):
 
     gap(a, b, c) = Σ_branches ‖ Σ_{b<s<c} (t_s - t_{s+1}) · (t_0 / t_s)^power · (forecast_s(a, b) - feature_s) ‖²

@@ -224,7 +224,6 @@ class Lifecycle:
         self.read_step_count = None  # reads the real step count at the call's first step
         self.step: StepContext | None = None  # the step now running
         self.return_dict = None  # the current call's `return_dict` argument (None where it passes none)
-        self.call_ran = True  # the current call runs the transformer (`skipped_call` returned None)
 
     def reset(self) -> None:
         """Forget every branch (a new call; diffusers' reset of stateful hooks)."""
@@ -260,20 +259,17 @@ class Lifecycle:
         """After `begin_forward`: the output that stands for this call without running it (the engine's, where it
         forecasts the whole output and the call asks for the same form of output as the last one that ran), or
         None to run it."""
-        self.call_ran = True
         if self.bypass or self.step is None or self.return_dict != self.states.get_state().return_dict:
             return None
-        output = self.engine.skipped_call(self.step)
-        self.call_ran = output is None
-        return output
+        return self.engine.skipped_call(self.step)
 
     def end_forward(self, output):
         """After each transformer forward: what the caller gets (the engine's say on a step, else `output`)."""
         bypassed, self.bypass = self.bypass, False
         if bypassed or self.step is None:
             return output
-        if self.call_ran:
-            self.states.get_state().return_dict = self.return_dict
+        # a call that did not run asked for the form of the last one that ran: recording it again changes nothing
+        self.states.get_state().return_dict = self.return_dict
         return self.engine.end_step(self.step, output)
 
     def enter_block(self, index: int, args: tuple, kwargs: dict) -> StepContext:
