@@ -6,13 +6,15 @@ on the command line still replaces it. Benches are discovered by glob, so a new 
 - Default suite: every bench composes from `bench=<name>` alone, and every cachedit setting it holds passes
   `preflight` on the bench's own model (the block-count check that `bench=streams` and `bench=overhead` failed);
   the embedded-model benches also run in-process on a tiny setting (baseline, first and last setting, peers).
-- `slow`: every bench runs as a subprocess in a tiny setting (1 image, 3 steps, 64 px replicas, 1 repeat) and
+- `slow`: every bench runs as a subprocess in a tiny setting (1 image, 3 steps but a `methods:` bench's own,
+  64 px replicas, 1 repeat) and
   writes its tables (bench.md/bench.csv, or pareto.csv/pareto.md/pareto.png), one row per setting, no error
   row of cachedit's own.
 """
 
 import csv
 import os
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -115,11 +117,21 @@ def test_every_settings_bench_runs_and_writes_one_row_per_setting(name, model, t
     assert (tmp_path / "bench.csv").read_text().count("\n") == len(table) + 1
 
 
+def tiny_overrides(config) -> list[str]:
+    """The bench's tiny setting. A `methods:` bench keeps its model's step count (its calibrator refuses budgets that
+    skip nothing, or that cost more than its generation budget at fewer steps) and evaluates its own call
+    (`~bench.conditions`: the held-out conditions rerun every method at 20 and 50 steps)."""
+    tiny = TINY[config.model.name]
+    if "methods" not in config.bench:
+        return tiny
+    return [o for o in tiny if not o.startswith("model.num_inference_steps=")] + ["~bench.conditions"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BENCHES)
 def test_every_bench_runs_as_a_command_with_only_tiny_overrides(name, tmp_path):
     config = compose_bench(name)
-    command = [sys.executable, "-m", "runners.bench", f"bench={name}", "repeats=1", *TINY[config.model.name],
+    command = [sys.executable, "-m", "runners.bench", f"bench={name}", "repeats=1", *tiny_overrides(config),
                f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -132,8 +144,10 @@ def test_every_bench_runs_as_a_command_with_only_tiny_overrides(name, tmp_path):
         return
     with open(tmp_path / "pareto.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    expanded = pareto.expand(OmegaConf.to_container(config.bench.methods))
-    assert len(rows) == len(expanded)
+    methods = OmegaConf.to_container(config.bench.methods)
+    fitted = {m: len(spec.pop("calibrate")["budgets"]) for m, spec in methods.items() if "calibrate" in spec}
+    expected = Counter(setting.method for setting in pareto.expand(methods) if setting.method not in fitted)
+    assert Counter(row["method"] for row in rows) == expected + Counter(fitted)  # a calibrated method: one per budget
     # cachedit's own settings and the fewer-steps reference all run; a peer may be refused as an error row (one
     # that skips no block at any of its settings, e.g. diffusers' FirstBlockCache over only 3 steps)
     assert [row for row in rows if row["error"] and row["kind"] in ("cachedit", "fewer_steps")] == []
