@@ -20,7 +20,7 @@ from .config_formats import LoadedConfig, load_config
 from .caches import DBCacheConfig
 from .configs import CFGCacheConfig, StepMaskConfig, TaylorSeerConfig
 from .hooks import attach_engine, detach_engine
-from .hooks.attach import attach_forward_patch, detach_forward_patch
+from .hooks.attach import attach_forward_patch, detach_attached, detach_forward_patch
 from .hooks.lifecycle import Lifecycle, with_call_start
 from .plan import CachePlan, resolve_plan
 from .stats import format_summary
@@ -186,8 +186,10 @@ def enable_cache(
                 handle.patches.append((stack.transformer, hook))
             attach_engine(stack.transformer, [block for block, _ in stack.blocks], lifecycle, stack.hook_suffix)
             handle.lifecycles.append(lifecycle)
-    except Exception:
-        handle.detach_patches()  # e.g. the transformer is cached by another pipeline: leave no patch behind
+    except Exception:  # e.g. a second transformer is cached by another pipeline: leave nothing of ours behind
+        handle.detach_patches()
+        for stack in plan.stacks[: len(handle.lifecycles)]:  # those attached, exactly: another pipeline's stay
+            detach_attached(stack.transformer, [block for block, _ in stack.blocks], stack.hook_suffix)
         raise
     setattr(pipe, _HANDLE, handle)
     if not isinstance(pipe, TransformerHolder):  # a bare transformer's requests begin at `cachedit.request`

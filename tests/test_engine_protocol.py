@@ -237,6 +237,34 @@ def _adapters(knobs: dict | None):
     return [cachedit.BlockAdapter(block_lists=lists), cachedit.BlockAdapter(block_lists=lists, transformer="transformer_2")]
 
 
+class _Holder:
+    """A pipeline-like holder of transformers (the adapters say where their blocks are)."""
+
+    def __init__(self, **transformers):
+        self.__dict__.update(transformers)
+
+    def __call__(self):
+        return None
+
+
+def test_a_failed_enable_leaves_no_hook_of_its_own_and_every_hook_of_another_pipeline():
+    both = _Holder(**_two_transformers())
+    other = _Holder(transformer=both.transformer_2)  # caches the second transformer first
+    lists = (("first", HIDDEN_OUT), ("second", HIDDEN_OUT))
+    cachedit.enable_cache(other, DBCacheConfig(Fn=1), adapters=[cachedit.BlockAdapter(block_lists=lists)])
+    taken = {name: list(m._diffusers_hook.hooks) for name, m in both.transformer_2.named_modules()
+             if hasattr(m, "_diffusers_hook")}
+    with pytest.raises(RuntimeError, match="caching was enabled on another pipeline that shares this transformer"):
+        cachedit.enable_cache(both, DBCacheConfig(Fn=1), adapters=_adapters(None))
+    assert not cachedit.hooks.has_cache_hooks(both.transformer)  # its stacks had attached before the refusal
+    assert not cachedit.is_cache_enabled(both)
+    assert {name: list(m._diffusers_hook.hooks) for name, m in both.transformer_2.named_modules()
+            if hasattr(m, "_diffusers_hook")} == taken
+    cachedit.disable_cache(other)
+    cachedit.enable_cache(both, DBCacheConfig(Fn=1), adapters=_adapters(None))  # nothing stale in the way
+    assert cachedit.hooks.has_cache_hooks(both.transformer) and cachedit.hooks.has_cache_hooks(both.transformer_2)
+
+
 def test_override_layers_apply_in_their_documented_order():
     """config < per_transformer[attribute] < a block list's own knobs."""
     config = DBCacheConfig(Fn=1, residual_diff_threshold=0.1, max_warmup_steps=3,

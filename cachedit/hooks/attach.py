@@ -163,6 +163,16 @@ def attach_engine(transformer: torch.nn.Module, blocks: list[torch.nn.Module], l
     registry.invalidate_child_registries_cache()
 
 
+def detach_attached(transformer: torch.nn.Module, blocks: list[torch.nn.Module], stack: str | None = None) -> None:
+    """Undo one `attach_engine` exactly: its named hooks only, so another engine on the same transformer stays."""
+    root_name, block_name = _names(stack)
+    for module, name in [(transformer, root_name), *((block, block_name) for block in blocks)]:
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is not None and name in registry.hooks:
+            _remove_hook(registry, name)
+    HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+
+
 def _refuse_taken(registry: HookRegistry, name: str, transformer: torch.nn.Module) -> None:
     if name in registry.hooks:
         raise RuntimeError(
