@@ -32,13 +32,19 @@ def speedup_warning(measured: float | None, ideal: float | None) -> str | None:
             f"noise, not the cache; compare by ideal speedup or time longer runs")
 
 
-def speedup_notes(table: list[dict], label: str = "setting") -> list[str]:
-    """Lines to print under a table: one per row whose measured speedup exceeds its ideal one (peers: ideal `-`)."""
+def speedup_notes(table: list[dict], label: str = "setting", most: int | None = None) -> list[str]:
+    """Lines to print under a table: one per row whose measured speedup exceeds its ideal one (peers: ideal `-`);
+    with `most`, that many and then one line counting the rest (a Pareto bench times each of its hundreds of settings
+    once, so many such rows say the same thing)."""
     notes = []
     for row in table:
         warning = speedup_warning(row.get("speedup"), row.get("ideal_speedup"))
         if warning:
             notes.append(f"**{row[label]}**: {warning}.")
+    if most is not None and len(notes) > most:
+        rest = len(notes) - most
+        notes = notes[:most] + [f"... and {rest} more of the {len(table)} settings measured above their ideal speedup "
+                                f"(timing noise at these repeats; the fronts use ideal speedups)."]
     return ["", *notes] if notes else []
 
 @dataclass

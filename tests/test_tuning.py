@@ -19,6 +19,7 @@ from cachedit.harness.benchmark import markdown as bench_markdown
 from cachedit.harness.run_config import TuneConfig
 from cachedit.harness.runs import one_line
 from cachedit.harness.sweep import summarize
+from cachedit.stats import speedup_notes
 from runners.callbacks import SweepSummaryCallback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +80,12 @@ def test_a_measured_speedup_above_the_ideal_is_flagged_in_runs_and_tables():
     notes = bench_markdown(table).split("\n")[5:]
     assert notes == ["", "**fbcache R0.03**: MEASURED SPEEDUP 5.77x EXCEEDS THE IDEAL 1.00x (counted block "
                          "executions): timing noise, not the cache; compare by ideal speedup or time longer runs."]
+    many = [{"setting": f"R{i}", "speedup": 3.0, "ideal_speedup": 1.0} for i in range(5)] + table
+    capped = speedup_notes(many, most=2)  # a Pareto bench's hundreds of single timings: two named, then a count
+    assert [line.split(":")[0] for line in capped[1:3]] == ["**R0**", "**R1**"]
+    assert capped[3:] == ["... and 4 more of the 8 settings measured above their ideal speedup (timing noise at these "
+                          "repeats; the fronts use ideal speedups)."]
+    assert len(speedup_notes(many)) == 1 + 6
 
 
 def test_a_tune_on_the_tiny_model_picks_a_setting_that_skips(tmp_path):

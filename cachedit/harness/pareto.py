@@ -364,7 +364,7 @@ def markdown(table: list[dict], title: str) -> str:
             hooked.setdefault(r["method"], r["hooked"])
     if hooked:
         lines += ["", "What each peer hooked (first setting):", ""] + [f"- {m}: {h}" for m, h in hooked.items()]
-    lines += speedup_notes([{**r, "setting": f"{r['method']} {r['setting']}"} for r in table if not r["error"]])
+    lines += speedup_notes([{**r, "setting": f"{r['method']} {r['setting']}"} for r in table if not r["error"]], most=3)
     errors = [r for r in table if r["error"]]
     if errors:
         lines += ["", "Errors (these settings gave no result):", ""]
