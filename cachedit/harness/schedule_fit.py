@@ -32,11 +32,8 @@ FORECAST_ORDERS = (0, 1)  # the proxy's state is the last two computed steps: en
 def _forecaster(features, timesteps, order, differences_from_step, a, b):
     state = TaylorSeerCalibrator(order)
     for step in (a, b):
-        if step < 0:
-            continue
-        if step < differences_from_step:
-            state.reset()  # an early step enters as a value only, as in the span engine
-        state.update(timesteps[step], features[step])
+        if step >= 0:
+            state.update(timesteps[step], features[step], step < differences_from_step)
     return state
 
 

@@ -208,11 +208,10 @@ class SpanEngine(StackEngine):
         residual = state.segment_residuals[segment]
         for stream in self._forecast_streams(residual):
             key = (segment, stream)
-            if key not in state.calibrators or step.index < self.forecast.differences_from_step:
-                # an early step: its value only
+            if key not in state.calibrators:
                 state.calibrators[key] = TaylorSeerCalibrator(self.forecast.order + self.estimates_error)
             feature = residual[stream] if self.forecasts_residual else outputs[stream]
-            state.calibrators[key].update(state.position, feature)
+            state.calibrators[key].update(state.position, feature, step.index < self.forecast.differences_from_step)
 
     def _estimate(self, step: StepContext, segment: int, inputs: Streams) -> Streams:
         """A skipped segment's output: its input + cached residual, or the calibrator's forecast."""
@@ -253,10 +252,10 @@ class SpanEngine(StackEngine):
         if not tensors:
             raise TypeError(f"`target=output` forecasts the tensors a transformer returns, but this one returns "
                             f"{type(output).__name__} without any. Use `target=residual` for it.")
-        if len(tensors) != len(state.output_forecasts) or step.index < forecast.differences_from_step:
+        if len(tensors) != len(state.output_forecasts):
             state.output_forecasts = [TaylorSeerCalibrator(forecast.order + self.estimates_error) for _ in tensors]
         for calibrator, tensor in zip(state.output_forecasts, tensors):
-            calibrator.update(state.position, tensor)
+            calibrator.update(state.position, tensor, step.index < forecast.differences_from_step)
         return output
 
     # ---------------------------------------------------------------- decisions

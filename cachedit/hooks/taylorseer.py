@@ -32,10 +32,11 @@ class TaylorSeerCalibrator:
         self._ratios: dict[int, float] = {}  # mean|f[t0..tk]| / mean|f[t0]| per k, read once per update
 
     @torch.compiler.disable
-    def update(self, step: float, feature: torch.Tensor) -> None:
-        """Add the feature computed at `step` (a newer step than the previous update)."""
-        if self.steps and feature.shape != self.coefficients[0].shape:
-            self.reset()  # a resolution or batch change: older features describe another tensor
+    def update(self, step: float, feature: torch.Tensor, value_only: bool = False) -> None:
+        """Add the feature computed at `step` (a newer step than the previous update); `value_only`: it enters as a
+        value only, no difference with older ones (a step before `TaylorSeerConfig.differences_from_step`)."""
+        if value_only or (self.steps and feature.shape != self.coefficients[0].shape):
+            self.reset()  # or a resolution or batch change: older features describe another tensor
         coefficients = [feature]
         for j, older in enumerate(self.coefficients[: self.order]):
             coefficients.append((coefficients[j] - older) / (step - self.steps[j]))
