@@ -26,6 +26,26 @@ def allowed_keys(group: str) -> list[str]:
     return sorted(fields, key=str.lower)
 
 
+def option_keys(group: str, option: str, extra_dirs: tuple[Path, ...] = ()) -> list[str] | None:
+    """Fields of the schema that `group=option` selects (``cache=forecast``: ForecastCacheConfig's), following its
+    defaults (``fbcache`` extends ``dbcache``); None where no schema is found."""
+    for root in (CONF_DIR, *extra_dirs):
+        path = root / group / f"{option}.yaml"
+        if not path.exists():
+            continue
+        for entry in OmegaConf.load(path).get("defaults", []):
+            name = entry if isinstance(entry, str) else None
+            if name is None or name == "_self_":
+                continue
+            base = name.split("@", 1)[0]
+            if base.startswith(f"/cachedit/{group}/") and (group, base.rsplit("/", 1)[1]) in schemas():
+                return sorted((f.name for f in dataclasses.fields(schemas()[(group, base.rsplit("/", 1)[1])])),
+                              key=str.lower)
+            if "/" not in base:  # another option of the same group
+                return option_keys(group, base, extra_dirs)
+    return None
+
+
 def config_groups() -> list[str]:
     """Every group a user may select (``cache=fbcache``) or add (``+sweep=threshold``): the folders of conf/."""
     return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
@@ -60,8 +80,11 @@ def _option_message(group: str, value: str, extra_dirs: tuple[Path, ...] = ()) -
     return None
 
 
-def unknown_key_message(override: str, config_name: str = "generate", extra_dirs: tuple[Path, ...] = ()) -> str | None:
-    """The error for an override whose key, group or group option exists nowhere, else None."""
+def unknown_key_message(override: str, config_name: str = "generate", extra_dirs: tuple[Path, ...] = (),
+                        selected: dict[str, str] | None = None) -> str | None:
+    """The error for an override whose key, group or group option exists nowhere, else None. `selected`: the option
+    the command line picks per group (``{"cache": "forecast"}``), whose own keys the message lists; whether a key is
+    refused here still goes by every schema of the group (a preset may select another option)."""
     if override.startswith("-"):  # Hydra's own flags: --multirun, --cfg, ...
         return None
     body = override.lstrip("+~")
@@ -83,7 +106,21 @@ def unknown_key_message(override: str, config_name: str = "generate", extra_dirs
     allowed = allowed_keys(group)
     if not allowed or field in allowed:  # a group without a schema (bench, sweep) is Hydra's to check
         return None
+    option = (selected or {}).get(group)
+    own = option_keys(group, option, extra_dirs) if option else None
+    if own:
+        return _did_you_mean("config key", field, own, f"keys of `{group}={option}`", f"{group}.")
     return _did_you_mean("config key", field, allowed, f"keys under `{group}`", f"{group}.")
+
+
+def selected_options(argv: list[str]) -> dict[str, str]:
+    """The one option each group override of `argv` selects (``cache=forecast``); a sweep (``a,b``) selects none."""
+    selected = {}
+    for override in argv:
+        key, has_value, value = override.lstrip("+").partition("=")
+        if has_value and key in config_groups() and value and not any(c in value for c in ",()[]${}"):
+            selected[key] = value
+    return selected
 
 
 # The Hydra launcher plugin each `conf/hydra/launcher/` preset extends (its `defaults` entry): module, pip requirement.
@@ -124,10 +161,12 @@ def _config_dirs(argv: list[str]) -> tuple[Path, ...]:
 def check_overrides(argv: list[str], config_name: str = "generate") -> None:
     """Exit with status 2 and a clear message on the first unknown key, group or option."""
     extra_dirs = _config_dirs(argv)
+    selected = selected_options(argv)
     for i, override in enumerate(argv):
         if i > 0 and argv[i - 1] in ("--config-dir", "-cd"):
             continue  # the directory itself, not an override
-        message = unknown_key_message(override, config_name, extra_dirs) or missing_launcher_message(override)
+        message = (unknown_key_message(override, config_name, extra_dirs, selected)
+                   or missing_launcher_message(override))
         if message is not None:
             print(f"Error: {message}", file=sys.stderr)
             raise SystemExit(2)

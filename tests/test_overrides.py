@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.overrides import unknown_key_message
+from runners.overrides import selected_options, unknown_key_message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,19 @@ def test_a_misspelt_key_is_refused_in_every_override_form(prefix):
 def test_an_unknown_key_group_or_option_names_the_closest_one(override, config_name, expected):
     message = unknown_key_message(override, config_name)
     assert message is not None and expected in message
+
+
+def test_a_misspelt_key_lists_the_keys_of_the_option_the_command_line_selects():
+    argv = ["cache=forecast", "cache.intervl=4"]
+    message = unknown_key_message(argv[1], selected=selected_options(argv))
+    assert "Did you mean `cache.interval`? Allowed keys of `cache=forecast`: Bn, compute_last_step," in message
+    assert "residual_diff_threshold" not in message  # DBCache's, not the forecast's
+    fbcache = unknown_key_message("cache.Fm=2", selected=selected_options(["cache=fbcache"]))
+    assert "Allowed keys of `cache=fbcache`:" in fbcache and "residual_diff_threshold" in fbcache  # through dbcache
+    swept = ["cache=forecast,dbcache", "cache.intervl=4"]  # a sweep selects no one option: every schema's keys
+    assert "Allowed keys under `cache`:" in unknown_key_message(swept[1], selected=selected_options(swept))
+    # a key of another option is left to Hydra's schema of the composed option (a preset may select another)
+    assert unknown_key_message("cache.max_cached_steps=3", selected=selected_options(["cache=forecast"])) is None
 
 
 @pytest.mark.parametrize(
