@@ -6,7 +6,7 @@ on the command line still replaces it. Benches are discovered by glob, so a new 
 - Default suite: every bench composes from `bench=<name>` alone, and every cachedit setting it holds passes
   `preflight` on the bench's own model (the block-count check that `bench=streams` and `bench=overhead` failed);
   the embedded-model benches also run in-process on a tiny setting (baseline, first and last setting, peers).
-- `slow`: every bench runs as a subprocess in a tiny setting (1 image, 3 steps but a `methods:` bench's own,
+- `slow`: every bench runs as a subprocess in a tiny setting (1 image, 3 steps but a calibrating bench's own,
   64 px replicas, 1 repeat) and
   writes its tables (bench.md/bench.csv, or pareto.csv/pareto.md/pareto.png), one row per setting, no error
   row of cachedit's own.
@@ -118,13 +118,14 @@ def test_every_settings_bench_runs_and_writes_one_row_per_setting(name, model, t
 
 
 def tiny_overrides(config) -> list[str]:
-    """The bench's tiny setting. A `methods:` bench keeps its model's step count (its calibrator refuses budgets that
-    skip nothing, or that cost more than its generation budget at fewer steps) and evaluates its own call
-    (`~bench.conditions`: the held-out conditions rerun every method at 20 and 50 steps)."""
+    """The bench's tiny setting. A bench that calibrates keeps its model's step count (its calibrator refuses budgets
+    that skip nothing, or that cost more than its generation budget at fewer steps); a held-out bench evaluates its
+    own call (`~bench.conditions`: the conditions rerun every method at 20 and 50 steps)."""
     tiny = TINY[config.model.name]
-    if "methods" not in config.bench:
-        return tiny
-    return [o for o in tiny if not o.startswith("model.num_inference_steps=")] + ["~bench.conditions"]
+    methods = config.bench.get("methods") or {}
+    if any("calibrate" in method for method in methods.values()):
+        tiny = [o for o in tiny if not o.startswith("model.num_inference_steps=")]
+    return tiny + (["~bench.conditions"] if "conditions" in config.bench else [])
 
 
 @pytest.mark.slow
