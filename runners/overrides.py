@@ -20,10 +20,16 @@ from cachedit.harness.run_config import RunConfig
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
+_NOT_AN_OPTION = "()[]${}"  # in a group's value: a sweep function or an interpolation, not an option's name
+
+
+def _field_names(*nodes: type) -> list[str]:
+    return sorted({f.name for node in nodes for f in dataclasses.fields(node)}, key=str.lower)
+
+
 def allowed_keys(group: str) -> list[str]:
     """Fields accepted under `group` by any of its schemas (so no valid key is ever refused here)."""
-    fields = {f.name for (g, _), node in schemas().items() if g == group for f in dataclasses.fields(node)}
-    return sorted(fields, key=str.lower)
+    return _field_names(*(node for (g, _), node in schemas().items() if g == group))
 
 
 def option_keys(group: str, option: str, extra_dirs: tuple[Path, ...] = ()) -> list[str] | None:
@@ -34,14 +40,11 @@ def option_keys(group: str, option: str, extra_dirs: tuple[Path, ...] = ()) -> l
         if not path.exists():
             continue
         for entry in OmegaConf.load(path).get("defaults", []):
-            name = entry if isinstance(entry, str) else None
-            if name is None or name == "_self_":
-                continue
-            base = name.split("@", 1)[0]
-            if base.startswith(f"/cachedit/{group}/") and (group, base.rsplit("/", 1)[1]) in schemas():
-                return sorted((f.name for f in dataclasses.fields(schemas()[(group, base.rsplit("/", 1)[1])])),
-                              key=str.lower)
-            if "/" not in base:  # another option of the same group
+            base = entry.split("@", 1)[0] if isinstance(entry, str) else "_self_"
+            schema = schemas().get((group, base.rsplit("/", 1)[-1])) if base.startswith(f"/cachedit/{group}/") else None
+            if schema is not None:
+                return _field_names(schema)
+            if "/" not in base and base != "_self_":  # another option of the same group
                 return option_keys(group, base, extra_dirs)
     return None
 
@@ -71,7 +74,7 @@ def _did_you_mean(kind: str, name: str, allowed: list[str], where: str, prefix: 
 def _option_message(group: str, value: str, extra_dirs: tuple[Path, ...] = ()) -> str | None:
     """A group selection names an existing conf/<group>/<option>.yaml (each of a sweep's comma-separated ones), or
     one in a directory added with ``--config-dir``."""
-    if any(c in value for c in "()[]${}") or value in ("", "null"):  # sweep functions, interpolations, removal
+    if any(c in value for c in _NOT_AN_OPTION) or value in ("", "null"):  # sweep functions, interpolations, removal
         return None
     options = sorted({p.stem for root in (CONF_DIR, *extra_dirs) for p in (root / group).glob("*.yaml")})
     for option in value.split(","):
@@ -118,7 +121,7 @@ def selected_options(argv: list[str]) -> dict[str, str]:
     selected = {}
     for override in argv:
         key, has_value, value = override.lstrip("+").partition("=")
-        if has_value and key in config_groups() and value and not any(c in value for c in ",()[]${}"):
+        if has_value and key in config_groups() and value and not any(c in value for c in "," + _NOT_AN_OPTION):
             selected[key] = value
     return selected
 

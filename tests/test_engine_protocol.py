@@ -252,14 +252,15 @@ def test_a_failed_enable_leaves_no_hook_of_its_own_and_every_hook_of_another_pip
     other = _Holder(transformer=both.transformer_2)  # caches the second transformer first
     lists = (("first", HIDDEN_OUT), ("second", HIDDEN_OUT))
     cachedit.enable_cache(other, DBCacheConfig(Fn=1), adapters=[cachedit.BlockAdapter(block_lists=lists)])
-    taken = {name: list(m._diffusers_hook.hooks) for name, m in both.transformer_2.named_modules()
-             if hasattr(m, "_diffusers_hook")}
+    def hooks_in_order(module):
+        return {name: list(m._diffusers_hook.hooks) for name, m in module.named_modules() if hasattr(m, "_diffusers_hook")}
+
+    taken = hooks_in_order(both.transformer_2)
     with pytest.raises(RuntimeError, match="caching was enabled on another pipeline that shares this transformer"):
         cachedit.enable_cache(both, DBCacheConfig(Fn=1), adapters=_adapters(None))
     assert not cachedit.hooks.has_cache_hooks(both.transformer)  # its stacks had attached before the refusal
     assert not cachedit.is_cache_enabled(both)
-    assert {name: list(m._diffusers_hook.hooks) for name, m in both.transformer_2.named_modules()
-            if hasattr(m, "_diffusers_hook")} == taken
+    assert hooks_in_order(both.transformer_2) == taken
     cachedit.disable_cache(other)
     cachedit.enable_cache(both, DBCacheConfig(Fn=1), adapters=_adapters(None))  # nothing stale in the way
     assert cachedit.hooks.has_cache_hooks(both.transformer) and cachedit.hooks.has_cache_hooks(both.transformer_2)
