@@ -103,6 +103,7 @@ def resolve_plan(
         if adapters is None:
             raise ValueError("A mapping of transformers needs `adapters` to say where their blocks are.")
         target = types.SimpleNamespace(**target)
+    config = plan.config = config.resolved_for(target)  # what the pipeline decides (its scheduler): `settings` show it
     adapters = adapters_for(target) if adapters is None else adapters
     present = [adapter for adapter in adapters if adapter.present(target)]  # Wan 2.1 has no transformer_2
     attributes = [adapter.transformer for adapter in present]

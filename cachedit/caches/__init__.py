@@ -68,6 +68,11 @@ class CacheConfig:
             for key, value in overrides.items():
                 overrides[key] = convert(value, types[key], f"per_transformer.{transformer}.{key}")
 
+    def resolved_for(self, target) -> "CacheConfig":
+        """This config with every setting left to the pipeline decided for `target` (a pipeline, a transformer
+        holder or a namespace of transformers); most techniques have none."""
+        return self
+
     def strify(self) -> str:
         """Short run name, e.g. ``DBCache_F8B0_W8_M-1_MC-1_R0.08``."""
         raise NotImplementedError

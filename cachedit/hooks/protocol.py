@@ -94,6 +94,9 @@ class Policy(ABC):
     # a skipped step's transformer output is forecast from the outputs of computed steps (the span's estimate only
     # feeds layers whose result is replaced)
     forecasts_output: bool = False
+    # a computed step's output also moves the sampler back by the drift the skipped steps' forecasts caused, and the
+    # forecast continues from outputs cleaned of it (`hooks/drift.py`; with `forecasts_output` on the timestep axis)
+    corrects_drift: bool = False
 
     def optional_tail(self) -> set[int]:
         """Trailing blocks (0 .. Bn-1) that may reuse their own residual on a skipped step (`tail_reuses`)."""

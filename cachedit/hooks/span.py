@@ -25,6 +25,7 @@ import torch
 from ..adapters.patterns import ENCODER, HIDDEN
 from ..configs import ForecastAxis, TaylorSeerCacheType, TaylorSeerConfig
 from ..distributed import reduce_metric
+from .drift import drift_corrected
 from .engine import StackEngine
 from .protocol import COMPUTE, REUSE, Calibrator, EngineState, Policy, StepContext
 from .taylorseer import TaylorSeerCalibrator
@@ -86,6 +87,7 @@ class SpanState(EngineState):
         self.output_template = None  # the last output a call really returned: the form a skipped call's forecasts take
         self.step_blocks = 0  # the blocks this step reached (a skipped call charges as many as the last one that ran)
         self.call_blocks = 0
+        self.forecast_positions: list[float] = []  # of the steps forecast since the last computed one (drift)
 
     def invalidate(self) -> None:
         """Drop cached tensors (a shape or dtype change): the next step computes everything."""
@@ -246,6 +248,7 @@ class SpanEngine(StackEngine):
         if output is not state.output_template:  # the call ran
             state.output_template, state.call_blocks = output, state.step_blocks
         if state.skip:
+            state.forecast_positions.append(state.position)
             predicted = (c.predict(state.position, forecast.order) for c in state.output_forecasts)
             return with_output_tensors(output, predicted)
         tensors = output_tensors(output)
@@ -254,8 +257,17 @@ class SpanEngine(StackEngine):
                             f"{type(output).__name__} without any. Use `target=residual` for it.")
         if len(tensors) != len(state.output_forecasts):
             state.output_forecasts = [TaylorSeerCalibrator(forecast.order + self.estimates_error) for _ in tensors]
-        for calibrator, tensor in zip(state.output_forecasts, tensors):
-            calibrator.update(state.position, tensor, step.index < forecast.differences_from_step)
+            state.forecast_positions = []
+        value_only = step.index < forecast.differences_from_step
+        anchors = tensors
+        if self.policy.corrects_drift and state.forecast_positions and not value_only and step.timestep is not None:
+            pairs = [drift_corrected(c, forecast.order, tensor, state.position, state.forecast_positions)
+                     for c, tensor in zip(state.output_forecasts, tensors)]
+            output = with_output_tensors(output, iter([sampled for sampled, _ in pairs]))
+            anchors = [anchor for _, anchor in pairs]
+        state.forecast_positions = []
+        for calibrator, anchor in zip(state.output_forecasts, anchors):
+            calibrator.update(state.position, anchor, value_only)
         return output
 
     # ---------------------------------------------------------------- decisions
