@@ -91,27 +91,29 @@ def test_drift_correction_is_refused_where_it_cannot_work():
         ForecastCacheConfig(drift_correction="yes")
 
 
-def _digits(pipe, config, **call):
-    if config is not None:
-        cachedit.enable_cache(pipe, config)
+def _cached(pipe, config, generate):
+    """`generate()`'s images with `config` enabled on `pipe` (None: uncached) and the cache's summary."""
+    if config is None:
+        return generate(), None
+    cachedit.enable_cache(pipe, config)
     try:
-        images = pipe(list(range(10)), generator=torch.Generator().manual_seed(0), output_type="np", **call).images
-        return images, cachedit.summary(pipe) if config is not None else None
+        return generate(), cachedit.summary(pipe)
     finally:
-        if config is not None:
-            cachedit.disable_cache(pipe)
+        cachedit.disable_cache(pipe)
 
 
 def test_on_the_trained_tiny_dit_it_is_exact_without_skips_and_gains_where_it_skips():
     pipe = load_tiny_dit()
     pipe.set_progress_bar_config(disable=True)
-    call = {"num_inference_steps": 28, "guidance_scale": 1.5}
-    reference, _ = _digits(pipe, None, **call)
-    every, _ = _digits(pipe, ForecastCacheConfig(interval=1, drift_correction=True), **call)
+    def digits():
+        generator = torch.Generator().manual_seed(0)
+        return pipe(list(range(10)), generator=generator, num_inference_steps=28, guidance_scale=1.5, output_type="np").images
+    reference, _ = _cached(pipe, None, digits)
+    every, _ = _cached(pipe, ForecastCacheConfig(interval=1, drift_correction=True), digits)
     assert np.array_equal(every, reference)
     scores, skipped = {}, {}
     for on in (True, False):
-        images, summary = _digits(pipe, ForecastCacheConfig(warmup=2, interval=4, drift_correction=on), **call)
+        images, summary = _cached(pipe, ForecastCacheConfig(warmup=2, interval=4, drift_correction=on), digits)
         scores[on], skipped[on] = psnr(reference, images), summary["cached_steps"]
     assert skipped[True] == skipped[False] == 20  # the schedule is the same: 0, 1, then every 4th of the time
     assert scores[True] > scores[False] + 2.0, scores  # measured 50.4 dB against 46.2 (README, Benchmarks)
@@ -121,18 +123,12 @@ def test_on_tiny_flux_each_guidance_branch_corrects_its_own_drift():
     pipe = load_tiny_flux()
     pipe.set_progress_bar_config(disable=True)
     inputs = digit_inputs(pipe, list(range(10)), true_cfg_scale=4.0, num_inference_steps=28)
-    def run(config):
-        if config is not None:
-            cachedit.enable_cache(pipe, config)
-        images = pipe(**inputs, generator=torch.Generator().manual_seed(0), output_type="np").images
-        summary = cachedit.summary(pipe) if config is not None else None
-        if config is not None:
-            cachedit.disable_cache(pipe)
-        return images, summary
-    reference, _ = run(None)
+    def digits():
+        return pipe(**inputs, generator=torch.Generator().manual_seed(0), output_type="np").images
+    reference, _ = _cached(pipe, None, digits)
     scores = {}
     for on in (True, False):
-        images, summary = run(ForecastCacheConfig(warmup=2, interval=3.5, drift_correction=on))
+        images, summary = _cached(pipe, ForecastCacheConfig(warmup=2, interval=3.5, drift_correction=on), digits)
         assert set(summary["branches"]) == {"transformer/cond", "transformer/uncond"}
         scores[on] = psnr(reference, images)
     assert scores[True] > scores[False] + 1.0, scores

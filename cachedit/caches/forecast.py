@@ -115,10 +115,10 @@ class ForecastCacheConfig(CacheConfig):
             the forecast), and the transformer's own output layers, which modulate by the timestep and normalise,
             no longer bend the forecast. Needs `Fn=0`, `Bn=0` (nothing of
             the stack runs on a skipped step) and one block stack per transformer. Held out (`bench=pareto` on the
-            tiny DiT, `bench=pareto_small` on tiny FLUX; README, Benchmarks), the uncalibrated default beats
-            diffusers' TaylorSeerCache by >= 1.15x at 35-45 dB in 27 of 30 cells with ``output`` and 21 with
-            ``residual``, and the output's front lies above the residual's at 35 dB on 9 of 10 conditions (the tenth
-            ties at the grid's fastest point).
+            tiny DiT, `bench=pareto_small` on tiny FLUX; README, Benchmarks; issue 22's fifth stop, before drift
+            correction), the uncalibrated default beat diffusers' TaylorSeerCache by >= 1.15x at 35-45 dB in 27 of
+            30 cells with ``output`` and 21 with ``residual``, and the output's front lay above the residual's at
+            35 dB on 9 of 10 conditions (the tenth tied at the grid's fastest point).
         drift_correction (`bool`, *optional*): with `target=output`, a computed step after skipped ones also moves
             the sampler back by the drift their forecasts caused, re-estimated by interpolating between the computed
             steps around them, and the forecast continues from outputs cleaned of that drift (`hooks/drift.py`).
@@ -126,8 +126,9 @@ class ForecastCacheConfig(CacheConfig):
             `FlowMatchEulerDiscreteScheduler` does (FLUX, SD3, Qwen-Image, HunyuanVideo, the embedded models).
             Default (null): on where the pipeline's scheduler is one (deterministic), off elsewhere (another
             scheduler, a bare transformer whose loop is the caller's). Bit-exact where nothing is skipped. Measured
-            held out (README, Benchmarks): +1-4 dB at 3-5x on the tiny DiT, the uncalibrated front above diffusers'
-            TaylorSeerCache by >= 1.15x at 35-45 dB in every cell it measures.
+            held out (README, Benchmarks): with it the uncalibrated default beats diffusers' TaylorSeerCache by
+            >= 1.15x at 35-45 dB in all 30 cells of both embedded models (27 without), losing 2-5 % to no correction on four
+            cells, where 6+ steps in a row are skipped.
         per_transformer (`dict`, defaults to `{}`): knob overrides per transformer.
     """
 
