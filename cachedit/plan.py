@@ -60,7 +60,8 @@ class PlannedStack:
 
 @dataclass
 class CachePlan:
-    """The configs as given (to enable a copy the same way), the stats the engines record into, and the stacks."""
+    """The configs as given (to enable a copy the same way; the cache config with what the pipeline decides filled in,
+    `CacheConfig.resolved_for`), the stats the engines record into, and the stacks."""
 
     config: object
     options: dict  # taylorseer, scm, cfg, adapters: as given

@@ -72,5 +72,5 @@ def drift_corrected(forecast: TaylorSeerCalibrator, order: int, output: torch.Te
     gap = _next_gap(t, [t_b, *skipped])
     if gap >= 0 or t + gap <= 0:  # the last step, or a schedule ending: the drift no longer matters
         return output, anchor
-    # the sampler's step keeps (1 - kappa' ...) of the drift: remove what is left of it after this step, t_next / t
+    # under the clean-image model this step's update alone would leave t_next / t of the drift: cancel that
     return output - drift * ((t + gap) / t / gap), anchor
