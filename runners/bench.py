@@ -121,8 +121,9 @@ def run_pareto_bench(config: DictConfig) -> None:
         pareto.plot(table, output_dir / f"pareto{slug}.png", title)
     report += heldout.margins_markdown(by_condition, set(calibrating), pareto.levels_table)
     edges = [f"{name}: {edge}" for name, table in by_condition.items() for edge in heldout.grid_edges(table, methods)]
-    report += ["", "Peer grids: every peer's best setting at 35-50 dB lies inside its grid." if not edges else
-               "Peer grids too narrow (the margin may be inflated):", ""] + [f"- {e}" for e in edges]
+    report += ["", "Grids: every method's best setting at 35-50 dB lies inside its grid." if not edges else
+               "Grids too narrow (a peer's: the margin may be inflated; ours: our front may be understated):", ""]
+    report += [f"- {e}" for e in edges]
     with open(output_dir / "pareto.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()

@@ -183,6 +183,28 @@ def test_a_peer_whose_best_lies_on_its_grid_edge_is_named():
     assert heldout.grid_edges(slower, {"peer": {"kind": "diffusers", "grid": spec["peer"]["grid"]}}, levels=(70.8,)) == []
 
 
+def test_our_own_grid_and_smallest_fitted_budget_are_named_when_a_level_is_reached_at_their_edge():
+    from cachedit.harness import heldout
+
+    spec = {"uncalibrated": {"kind": "cachedit", "grid": {"cache.interval": [2, 4], "cache.warmup": [1, 2]},
+                             "bounds": {"cache.warmup": [1]}},
+            "calibrated": {"kind": "cachedit", "calibrate": {"budgets": [4, 7]}}}
+    table = [{"method": "uncalibrated", "setting": f"interval={i} warmup={w}", "error": "",
+              "ideal_speedup": i - 0.1 * w, "psnr": 50.0 - 2 * i - w} for i in (2, 4) for w in (1, 2)]
+    table += [{"method": "calibrated", "setting": f"compute_steps={list(range(k))}", "error": "",
+               "ideal_speedup": 28 / k, "psnr": 30.0 + 2 * k} for k in (4, 7)]
+    # at 40 dB: interval 4, warmup 1 (41 dB) is the uncalibrated best, on the interval's edge (warmup 1 is a bound);
+    # the calibrated budget 4 (38 dB) misses 40 but reaches 35: only the 35 dB level names it
+    assert heldout.grid_edges(table, spec, levels=(35.0, 40.0)) == [
+        "uncalibrated: at PSNR ≥ 35 its best setting (interval=4 warmup=1) has the highest `cache.interval` of its "
+        "grid (4), the end that buys speed; widen the grid",
+        "uncalibrated: at PSNR ≥ 40 its best setting (interval=4 warmup=1) has the highest `cache.interval` of its "
+        "grid (4), the end that buys speed; widen the grid",
+        "calibrated: at PSNR ≥ 35 its best setting (compute_steps=[0, 1, 2, 3]) is its smallest fitted budget; fit "
+        "smaller `budgets`",
+    ]
+
+
 @pytest.mark.parametrize(("model", "bench"), [("tiny_dit", "pareto"), ("tiny_flux", "pareto_small")])
 def test_the_readme_margins_are_over_peers_whose_best_lies_inside_their_grids(model, bench):
     """The README's held-out margins divide by the best peer at each level: its best setting must not sit on the end of

@@ -96,15 +96,18 @@ def _best_at(rows: list[dict], level: float) -> dict | None:
 
 
 def grid_edges(table: list[dict], methods: dict, levels=EDGE_LEVELS) -> list[str]:
-    """Peers (`diffusers`, `cache_dit`) whose fastest setting at a level sits at the end of a grid knob's range that
-    buys speed (the end whose settings ran faster on average: the highest interval or threshold, the lowest warmup),
-    other than the knob's own limit (`bounds: {knob: [values]}` in the method's spec: values that cannot be passed).
-    Past that end a setting might still reach the level, faster: the peer's front, and so our margin, is unsure."""
+    """Methods whose fastest setting at a level sits at the end of their grid that buys speed: for a grid knob, the
+    end whose settings ran faster on average (the highest interval or threshold, the lowest warmup), other than the
+    knob's own limit (`bounds: {knob: [values]}` in the method's spec: values that cannot be passed); for a calibrated
+    method, its smallest fitted budget. Past that end a setting might still reach the level, faster: a peer's front
+    is unsure (our margin may be inflated), ours may be understated."""
     found = []
     for method, spec in methods.items():
-        if spec.get("kind") not in ("diffusers", "cache_dit"):
-            continue
         rows = [r for r in table if r["method"] == method and not r["error"]]
+        if "calibrate" in spec:
+            found += _budget_edges(method, rows, levels)
+        if spec.get("kind") == "fewer_steps":
+            continue
         bounds = spec.get("bounds") or {}
         for knob, values in (spec.get("grid") or {}).items():
             numbers = sorted(v for v in values if isinstance(v, (int, float)))
@@ -125,6 +128,20 @@ def grid_edges(table: list[dict], methods: dict, levels=EDGE_LEVELS) -> list[str
                 if best is not None and _knob_value(best["setting"], knob) == end:
                     found.append(f"{method}: at PSNR ≥ {level:g} its best setting ({best['setting']}) has the "
                                  f"{side} `{knob}` of its grid ({end}), the end that buys speed; widen the grid")
+    return found
+
+
+def _budget_edges(method: str, rows: list[dict], levels) -> list[str]:
+    """A calibrated method whose smallest fitted budget (its fastest schedule) already reaches a level."""
+    if not rows:
+        return []
+    fastest = max(r["ideal_speedup"] for r in rows)
+    found = []
+    for level in levels:
+        best = _best_at(rows, level)
+        if best is not None and best["ideal_speedup"] == fastest > 1.0:
+            found.append(f"{method}: at PSNR ≥ {level:g} its best setting ({best['setting']}) is its smallest fitted "
+                         f"budget; fit smaller `budgets`")
     return found
 
 
