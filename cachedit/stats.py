@@ -53,6 +53,7 @@ class StepRecord:
     computed: bool  # True when the step skipped no block
     diff: float | None  # the change that decided (DBCache: first-Fn residual; DBPrune: mean block input change)
     skipped_blocks: int = 0
+    drift_corrected: bool = False  # a computed step whose output and forecast were corrected for the drift before it
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:
@@ -72,10 +73,15 @@ class CacheStats:
         self.blocks_total = 0
         self.blocks_skipped = 0
         self.cannot_skip: dict[str, str] = {}  # per stack: why its policy can skip nothing in this call
+        self.drift_not_corrected: dict[str, str] = {}  # per stack: why drift correction, though on, did not apply
 
     def note_cannot_skip(self, stack: str, reason: str) -> None:
         """Record that `stack`'s policy can skip no step of this call, and why (the summary says it by name)."""
         self.cannot_skip[stack] = reason
+
+    def note_drift_not_corrected(self, stack: str, reason: str) -> None:
+        """Record that `stack`'s drift correction is on but could not apply in this call, and why."""
+        self.drift_not_corrected[stack] = reason
 
     def record_step(self, branch: str, step: int, computed: bool, diff: float | None) -> StepRecord:
         record = StepRecord(step, computed, diff)
@@ -103,6 +109,8 @@ class CacheStats:
             "skipped_share": self.blocks_skipped / self.blocks_total if self.blocks_total else 0.0,
             "diff_percentiles": _percentiles(diffs),
             "cannot_skip": dict(self.cannot_skip),
+            "drift_corrected_steps": sum(r.drift_corrected for r in records),
+            "drift_not_corrected": dict(self.drift_not_corrected),
             "branches": {
                 name: {
                     # one character per step: C computed, c cached
@@ -110,6 +118,7 @@ class CacheStats:
                     "cached_steps": sum(not r.computed for r in branch),
                     "diffs": [r.diff for r in branch],
                     "skipped_blocks": [r.skipped_blocks for r in branch],
+                    "drift_corrected_steps": [r.step for r in branch if r.drift_corrected],
                     "diff_percentiles": _percentiles([r.diff for r in branch if r.diff is not None]),
                 }
                 for name, branch in self.steps.items()
@@ -134,4 +143,8 @@ def format_summary(summary: dict) -> str:
             line += " -- NOTHING WAS CACHED: " + "; ".join(f"{stack}: {why}" for stack, why in reasons.items())
         else:
             line += " -- NOTHING WAS CACHED: the threshold is below every measured diff, or warmup covers all steps"
+    if summary.get("drift_corrected_steps"):
+        line += f", drift corrected at {summary['drift_corrected_steps']} computed steps"
+    for stack, why in (summary.get("drift_not_corrected") or {}).items():
+        line += f" -- DRIFT CORRECTION DID NOT APPLY ({stack}): {why}"
     return line

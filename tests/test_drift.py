@@ -13,6 +13,7 @@ from cachedit.config_types import ConfigTypeError
 from cachedit.harness.metrics import psnr
 from cachedit.hooks.drift import JACOBIAN_SHARE, drift_corrected
 from cachedit.hooks.taylorseer import TaylorSeerCalibrator
+from cachedit.stats import format_summary
 from cachedit.zoo.tiny_dit import load_tiny_dit
 from cachedit.zoo.tiny_flux import digit_inputs, load_tiny_flux
 
@@ -132,3 +133,29 @@ def test_on_tiny_flux_each_guidance_branch_corrects_its_own_drift():
         assert set(summary["branches"]) == {"transformer/cond", "transformer/uncond"}
         scores[on] = psnr(reference, images)
     assert scores[True] > scores[False] + 1.0, scores
+
+
+def test_the_summary_counts_the_corrected_steps_and_says_when_the_correction_could_not_apply():
+    pipe = load_tiny_dit()
+    pipe.set_progress_bar_config(disable=True)
+    def digits():
+        generator = torch.Generator().manual_seed(0)
+        return pipe(list(range(10)), generator=generator, num_inference_steps=28, guidance_scale=1.5, output_type="np").images
+    schedule = [0, 1, 5, 10, 14, 19, 23]
+    _, summary = _cached(pipe, ForecastCacheConfig(compute_steps=schedule), digits)
+    # every computed step after a skipped one, past the values-only steps 0 and 1
+    assert summary["branches"]["transformer/cond"]["drift_corrected_steps"] == [5, 10, 14, 19, 23]
+    assert summary["drift_corrected_steps"] == 5 and summary["drift_not_corrected"] == {}
+    assert format_summary(summary).endswith("drift corrected at 5 computed steps")
+    _, summary = _cached(pipe, ForecastCacheConfig(compute_steps=schedule, drift_correction=False), digits)
+    assert summary["drift_corrected_steps"] == 0 and summary["drift_not_corrected"] == {}
+    # a pipeline passing rising timesteps (as Lumina2 passes 1 - sigma): on, but nothing to correct along
+    rising = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: (args, {**kwargs, "timestep": 1000 - kwargs["timestep"]}), with_kwargs=True)
+    try:
+        _, summary = _cached(pipe, ForecastCacheConfig(compute_steps=schedule, drift_correction=True), digits)
+    finally:
+        rising.remove()
+    assert summary["cached_steps"] == 21 and summary["drift_corrected_steps"] == 0
+    assert "do not fall toward 0" in summary["drift_not_corrected"]["transformer"]
+    assert "DRIFT CORRECTION DID NOT APPLY (transformer): the timesteps this pipeline passes" in format_summary(summary)

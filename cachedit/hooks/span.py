@@ -68,6 +68,13 @@ def with_output_tensors(output, tensors):
     return output
 
 
+_NO_FALLING_TIME = (
+    "the timesteps this pipeline passes do not fall toward 0 (none, or rising ones such as Lumina2's 1 - sigma); "
+    "the correction models a sampler time proportional to the timestep, so it left the outputs as computed. "
+    "Set `cache.drift_correction=false` to say so"
+)
+
+
 class SpanState(EngineState):
     """Everything one guidance branch remembers between its steps."""
 
@@ -260,11 +267,15 @@ class SpanEngine(StackEngine):
             state.forecast_positions = []
         value_only = step.index < forecast.differences_from_step
         anchors = tensors
-        if self.policy.corrects_drift and state.forecast_positions and not value_only and step.timestep is not None:
-            pairs = [drift_corrected(c, forecast.order, tensor, state.position, state.forecast_positions)
-                     for c, tensor in zip(state.output_forecasts, tensors)]
-            output = with_output_tensors(output, iter([sampled for sampled, _ in pairs]))
-            anchors = [anchor for _, anchor in pairs]
+        if self.policy.corrects_drift and state.forecast_positions and not value_only:
+            if step.timestep is None or not 0 < state.position < state.output_forecasts[0].steps[0]:
+                self.stats.note_drift_not_corrected(self.name, _NO_FALLING_TIME)
+            else:
+                pairs = [drift_corrected(c, forecast.order, tensor, state.position, state.forecast_positions)
+                         for c, tensor in zip(state.output_forecasts, tensors)]
+                output = with_output_tensors(output, iter([sampled for sampled, _ in pairs]))
+                anchors = [anchor for _, anchor in pairs]
+                self.stats.steps[step.stats_key][-1].drift_corrected = True
         state.forecast_positions = []
         for calibrator, anchor in zip(state.output_forecasts, anchors):
             calibrator.update(state.position, anchor, value_only)
