@@ -195,6 +195,7 @@ def test_digits_split_and_metrics():
         digits.classify(np.zeros((3, 8, 8)))
 
 
+@pytest.mark.slow  # a training subprocess, 13 s: a development tool, not a user path; keeps the default suite in budget
 def test_training_runner_smoke(tmp_path):
     out = tmp_path / "weights"
     cmd = [

@@ -152,6 +152,7 @@ def test_peer_caches_run_unmodified_exact_at_zero_and_caching_above(pipe, refere
     assert torch.equal(_draw(pipe), reference)  # undone: the pipeline is back as it was
 
 
+@pytest.mark.slow  # a training subprocess, 13 s: a development tool, not a user path; keeps the default suite in budget
 def test_training_runner_smoke(tmp_path):
     out = tmp_path / "weights"
     cmd = [
