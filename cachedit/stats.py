@@ -88,6 +88,10 @@ class CacheStats:
         self.steps[branch].append(record)
         return record
 
+    def record_drift_corrected(self, branch: str) -> None:
+        """Mark the branch's latest step as one whose output and forecast were corrected for the drift before it."""
+        self.steps[branch][-1].drift_corrected = True
+
     def record_block(self, branch: str, skipped: bool, count: int = 1) -> None:
         """Count `count` block calls; a skipped one is charged to the branch's latest step."""
         self.blocks_total += count

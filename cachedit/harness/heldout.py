@@ -106,8 +106,6 @@ def grid_edges(table: list[dict], methods: dict, levels=EDGE_LEVELS) -> list[str
         rows = [r for r in table if r["method"] == method and not r["error"]]
         if "calibrate" in spec:
             found += _budget_edges(method, rows, levels)
-        if spec.get("kind") == "fewer_steps":
-            continue
         bounds = spec.get("bounds") or {}
         for knob, values in (spec.get("grid") or {}).items():
             numbers = sorted(v for v in values if isinstance(v, (int, float)))

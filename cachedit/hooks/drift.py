@@ -24,9 +24,16 @@ import torch
 
 from .taylorseer import TaylorSeerCalibrator
 
-__all__ = ["JACOBIAN_SHARE", "drift_corrected"]
+__all__ = ["JACOBIAN_SHARE", "drift_corrected", "time_falls_to"]
 
 JACOBIAN_SHARE = 0.5  # kappa: the share of a drift the transformer's output follows, per unit of the drift / t
+
+
+def time_falls_to(t: float, forecast: TaylorSeerCalibrator) -> bool:
+    """Whether the timesteps fell from the forecast's newest computed step to a positive `t`: the sampler time the
+    correction models. Not so where a pipeline passes rising timesteps (Lumina2's ``1 - sigma``) or none (`t` is then
+    the step index, which rises)."""
+    return 0 < t < forecast.steps[0]
 
 
 def _next_gap(t: float, earlier: list[float]) -> float:
@@ -44,7 +51,7 @@ def drift_corrected(forecast: TaylorSeerCalibrator, order: int, output: torch.Te
     newest computed step) were forecast by `forecast` at `order`: the output the sampler gets and the anchor the
     forecast keeps (both `output` where the timesteps do not fall to a positive `t`)."""
     t_b, v_b = forecast.steps[0], forecast.coefficients[0]
-    if not skipped or not 0 < t < t_b:
+    if not skipped or not time_falls_to(t, forecast):
         return output, output
     span = t - t_b
     points = [*skipped, t]

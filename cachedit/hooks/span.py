@@ -25,7 +25,7 @@ import torch
 from ..adapters.patterns import ENCODER, HIDDEN
 from ..configs import ForecastAxis, TaylorSeerCacheType, TaylorSeerConfig
 from ..distributed import reduce_metric
-from .drift import drift_corrected
+from .drift import drift_corrected, time_falls_to
 from .engine import StackEngine
 from .protocol import COMPUTE, REUSE, Calibrator, EngineState, Policy, StepContext
 from .taylorseer import TaylorSeerCalibrator
@@ -268,14 +268,14 @@ class SpanEngine(StackEngine):
         value_only = step.index < forecast.differences_from_step
         anchors = tensors
         if self.policy.corrects_drift and state.forecast_positions and not value_only:
-            if step.timestep is None or not 0 < state.position < state.output_forecasts[0].steps[0]:
+            if not time_falls_to(state.position, state.output_forecasts[0]):
                 self.stats.note_drift_not_corrected(self.name, _NO_FALLING_TIME)
             else:
                 pairs = [drift_corrected(c, forecast.order, tensor, state.position, state.forecast_positions)
                          for c, tensor in zip(state.output_forecasts, tensors)]
                 output = with_output_tensors(output, iter([sampled for sampled, _ in pairs]))
                 anchors = [anchor for _, anchor in pairs]
-                self.stats.steps[step.stats_key][-1].drift_corrected = True
+                self.stats.record_drift_corrected(step.stats_key)
         state.forecast_positions = []
         for calibrator, anchor in zip(state.output_forecasts, anchors):
             calibrator.update(state.position, anchor, value_only)
