@@ -97,14 +97,14 @@ def _uncached_copy(pipe, memo: dict):
 def _deepcopy_cached(pipe, memo: dict):
     """An independent cached pipeline: its own engines, state and stats, enabled with the same settings."""
     handle = getattr(pipe, _HANDLE)
-    return _enable_like(_uncached_copy(pipe, memo), handle.config, handle.options)
+    return _enable_like(_uncached_copy(pipe, memo), handle.plan.given, handle.options)  # decided for the copy
 
 
 def _reduce_cached(pipe, protocol):
     """Pickle the uncached pipeline and the settings; unpickling enables caching again (the generated class
     itself cannot be pickled by name)."""
     handle = getattr(pipe, _HANDLE)
-    return _enable_like, (_uncached_copy(pipe, {}), handle.config, handle.options)
+    return _enable_like, (_uncached_copy(pipe, {}), handle.plan.given, handle.options)
 
 
 def _enable_like(pipe, config, options: dict):

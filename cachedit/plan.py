@@ -60,13 +60,31 @@ class PlannedStack:
 
 @dataclass
 class CachePlan:
-    """The configs as given (to enable a copy the same way; the cache config with what the pipeline decides filled in,
-    `CacheConfig.resolved_for`), the stats the engines record into, and the stacks."""
+    """The cache config with what the pipeline decides filled in (`CacheConfig.resolved_for`) and as `given` (a copy
+    and each call decide again), the other configs as given, the stats the engines record into, and the stacks."""
 
     config: object
     options: dict  # taylorseer, scm, cfg, adapters: as given
     stats: CacheStats = field(default_factory=CacheStats)
     stacks: list[PlannedStack] = field(default_factory=list)
+    given: object = None  # the cache config before `resolved_for`: what each call and each copy decides again
+
+    def check_still_decided(self, target) -> None:
+        """Raise before a call where `target` no longer decides the settings the plan filled in for it: a scheduler
+        swapped after `enable_cache` (``pipe.scheduler = ...from_config(...)``) would run engines built for the old
+        one, silently wrong."""
+        if self.given is self.config:
+            return
+        now = self.given.resolved_for(target)
+        changed = {f.name: (getattr(self.config, f.name), getattr(now, f.name)) for f in dataclasses.fields(now)
+                   if getattr(self.config, f.name) != getattr(now, f.name)}
+        if changed:
+            what = ", ".join(f"`{key}` {old!r} -> {new!r}" for key, (old, new) in changed.items())
+            scheduler = type(getattr(target, "scheduler", None)).__name__
+            raise ValueError(
+                f"This pipeline changed since `cachedit.enable_cache` (its scheduler is now `{scheduler}`), and what "
+                f"the cache decided from it no longer holds: {what}. Call `cachedit.enable_cache` again after changing "
+                f"the scheduler, or set {', '.join(f'`{key}`' for key in changed)} explicitly.")
 
     def block_counts(self) -> dict[str, int]:
         """Blocks per transformer attribute."""
@@ -96,7 +114,7 @@ def resolve_plan(
         label (`str`, *optional*): names the model in errors (``the 18 blocks of `flux` transformer``).
     """
     options = {"taylorseer": taylorseer, "scm": scm, "cfg": cfg, "adapters": adapters}
-    plan = CachePlan(config, options)
+    plan = CachePlan(config, options, given=config)
     check_combination(config, taylorseer)
     if isinstance(config, NoCacheConfig):
         return plan

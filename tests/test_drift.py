@@ -2,6 +2,8 @@
 interpolation, nothing changed where nothing was skipped, when it is on (the pipeline's scheduler) and the refusals,
 and what it measurably does on the trained tiny DiT and tiny FLUX."""
 
+from copy import deepcopy
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,30 @@ def test_on_by_default_only_where_the_scheduler_takes_euler_steps():
     cachedit.enable_cache(pipe, ForecastCacheConfig(drift_correction=True))  # asked for: kept
     assert cachedit.summary(pipe)["settings"]["cache"]["drift_correction"] is True
 
+
+
+def test_a_scheduler_swapped_after_enable_is_refused_where_it_changes_the_decision_and_a_copy_decides_for_itself():
+    pipe, digits = _tiny_dit_digits()
+    reference, _ = _cached(pipe, ForecastCacheConfig(warmup=2, interval=4), digits)
+    euler = pipe.scheduler
+    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=2, interval=4))
+    pipe.scheduler = type(euler).from_config(euler.config)  # the same step: the decision holds
+    assert np.array_equal(digits(), reference)
+    pipe.scheduler = type(euler).from_config(euler.config, stochastic_sampling=True)  # not the step it models
+    last = dict(cachedit.summary(pipe))
+    with pytest.raises(ValueError, match=r"its scheduler is now `FlowMatchEulerDiscreteScheduler`.*"
+                                         r"`drift_correction` True -> False\. Call `cachedit.enable_cache` again"):
+        digits()
+    assert dict(cachedit.summary(pipe)) == last  # refused before the call started: the last call's summary stands
+    copy = deepcopy(pipe)  # decides from its own scheduler, as `enable_cache` would
+    assert cachedit.summary(copy)["settings"]["cache"]["drift_correction"] is False
+    cachedit.disable_cache(pipe)
+    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=2, interval=4, drift_correction=True))  # asked for: kept
+    digits()  # under the stochastic scheduler: no decision was the pipeline's, so nothing is refused
+    assert cachedit.summary(pipe)["drift_corrected_steps"] > 0
+    pipe.scheduler = euler
+    assert np.array_equal(digits(), reference)
+    cachedit.disable_cache(pipe)
 
 def test_drift_correction_is_refused_where_it_cannot_work():
     with pytest.raises(ValueError, match=r"`drift_correction=true` .* `target=residual` does not forecast: set `target=output`"):

@@ -59,6 +59,7 @@ def with_call_start(cls: type, handle_of, namespace: dict) -> type:
     def __call__(self, *args, **kwargs):
         handle = handle_of(self)
         with handle.guard.hold():  # a concurrent call waits, then starts fresh: exact, never mixed state
+            handle.plan.check_still_decided(self)
             handle.begin_call(call_steps(self, signature, args, kwargs), partial(scheduler_step_count, self))
             with running_call(handle):  # the hooks cache only within this pipeline's own calls
                 return cls.__call__(self, *args, **kwargs)
