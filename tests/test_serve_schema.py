@@ -4,8 +4,10 @@ and invalid by the schema, on every route; no 500, every status and body as the 
 The server runs in this process (uvicorn in a thread, the server's settings), with small caps so that every
 generated generation is cheap; the run stops by itself (`--max-examples`; the subprocess has a timeout too)."""
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -48,7 +50,8 @@ def server():
 
 
 def test_schemathesis_finds_no_500_and_no_schema_violation(server, tmp_path):
-    cli = shutil.which("schemathesis") or shutil.which("st")
+    scripts = os.path.dirname(sys.executable)  # the environment running the tests, activated or not
+    cli = shutil.which("schemathesis", path=scripts) or shutil.which("schemathesis")
     assert cli, "schemathesis is a dev dependency"
     url = f"{server.base_url}/openapi.json"
     (tmp_path / "schemathesis.toml").write_text(CONFIG)
