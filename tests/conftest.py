@@ -1,9 +1,14 @@
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# fits kept between processes (the digit classifier, `cachedit.zoo.fit_cache`): shared by this run's runner
+# subprocesses, fitted once per run, nothing written to the home directory
+_FIT_CACHE = tempfile.TemporaryDirectory(prefix="cachedit-fits-")
+os.environ.setdefault("CACHEDIT_CACHE_DIR", _FIT_CACHE.name)
 torch.set_num_threads(2)
 
 from cachedit.zoo.model_config import ModelConfig, ModelSource  # noqa: E402
