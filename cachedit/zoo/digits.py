@@ -10,6 +10,7 @@ All image arguments are numpy float arrays in [0, 1] shaped `(N, 16, 16)` or `(N
 
 from __future__ import annotations
 
+import platform
 from functools import lru_cache
 
 import numpy as np
@@ -101,7 +102,7 @@ def classifier() -> MLPClassifier:
     def fit() -> MLPClassifier:
         with _one_blas_thread():
             return MLPClassifier(**params).fit(inputs, labels)
-    key = (sklearn.__version__, np.__version__, sorted(params.items()), inputs.tobytes(), labels.tobytes())
+    key = (sklearn.__version__, np.__version__, platform.machine(), sorted(params.items()), inputs.tobytes(), labels.tobytes())
     return kept_fit("digits-classifier", key, fit)
 
 
