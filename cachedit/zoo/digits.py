@@ -102,7 +102,8 @@ def classifier() -> MLPClassifier:
     def fit() -> MLPClassifier:
         with _one_blas_thread():
             return MLPClassifier(**params).fit(inputs, labels)
-    key = (sklearn.__version__, np.__version__, platform.machine(), sorted(params.items()), inputs.tobytes(), labels.tobytes())
+    key = (sklearn.__version__, np.__version__, platform.machine(), sorted(params.items()),
+           inputs.tobytes(), labels.tobytes())
     return kept_fit("digits-classifier", key, fit)
 
 
