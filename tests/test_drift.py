@@ -90,7 +90,9 @@ def test_a_scheduler_swapped_after_enable_is_refused_where_it_changes_the_decisi
     pipe, digits = _tiny_dit_digits()
     reference, _ = _cached(pipe, ForecastCacheConfig(warmup=2, interval=4), digits)
     euler = pipe.scheduler
-    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=2, interval=4))
+    config = ForecastCacheConfig(warmup=2, interval=4)
+    cachedit.enable_cache(pipe, config)
+    config.interval = 2  # the caller's object, edited after enabling: neither used nor taken for a change
     pipe.scheduler = type(euler).from_config(euler.config)  # the same step: the decision holds
     assert np.array_equal(digits(), reference)
     pipe.scheduler = type(euler).from_config(euler.config, stochastic_sampling=True)  # not the step it models
@@ -102,7 +104,9 @@ def test_a_scheduler_swapped_after_enable_is_refused_where_it_changes_the_decisi
     copy = deepcopy(pipe)  # decides from its own scheduler, as `enable_cache` would
     assert cachedit.summary(copy)["settings"]["cache"]["drift_correction"] is False
     cachedit.disable_cache(pipe)
-    cachedit.enable_cache(pipe, ForecastCacheConfig(warmup=2, interval=4, drift_correction=True))  # asked for: kept
+    explicit = ForecastCacheConfig(warmup=2, interval=4, drift_correction=True)  # asked for: kept
+    cachedit.enable_cache(pipe, explicit)
+    explicit.interval = 2  # edited after enabling: not taken for a change of the pipeline either
     digits()  # under the stochastic scheduler: no decision was the pipeline's, so nothing is refused
     assert cachedit.summary(pipe)["drift_corrected_steps"] > 0
     pipe.scheduler = euler
