@@ -5,7 +5,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-# fits kept between processes (the digit classifier, `cachedit.zoo.fit_cache`): shared by this run's runner
+# fits kept between processes (the digit classifier, `cachedit.zoo.disk_once`): shared by this run's runner
 # subprocesses, fitted once per run, nothing written to the home directory
 _FIT_CACHE = tempfile.TemporaryDirectory(prefix="cachedit-fits-")
 os.environ.setdefault("CACHEDIT_CACHE_DIR", _FIT_CACHE.name)

@@ -35,6 +35,7 @@ from ..distributed import (
 )
 from ..adapters import adapters_for_class
 from ..plan import resolve_plan
+from ..zoo.disk_once import kept_on_disk
 from ..zoo.entries import get_entry
 from ..stats import format_summary, speedup_warning
 from .images import save_grid
@@ -284,15 +285,7 @@ def _once(key: str, directory: Path | None, suffix: str, compute, load, save):
         _BASELINES[key] = compute()
         return _BASELINES[key], "computed"
     path = Path(directory) / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_name(path.name + ".lock")):
-        if path.exists():
-            value, source = load(path), "disk"
-        else:
-            value, source = compute(), "computed"
-            temporary = path.with_name(f".tmp.{path.name}")
-            save(value, temporary)
-            os.replace(temporary, path)  # readers never see a half-written file
+    value, source = kept_on_disk(path, compute, load, save)
     _BASELINES[key] = value
     return value, source
 
@@ -309,18 +302,6 @@ def pipeline_fingerprint(pipe) -> str:
                 total = float(tensor.detach().double().sum()) if tensor.is_floating_point() else int(tensor.sum())
                 digest.update(f"{component_name}.{name}{tuple(tensor.shape)}{tensor.dtype}{total!r}".encode())
     return digest.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    with open(path, "a+") as handle:
-        try:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # no POSIX locks (Windows, some network filesystems): first writer wins
-            pass
-        yield
 
 
 def write_failure(

@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from .fit_cache import kept_fit
+from .disk_once import kept_fit
 
 RESOLUTION = 16
 NUM_CLASSES = 10
@@ -94,7 +94,7 @@ def _one_blas_thread():
 @lru_cache(maxsize=1)
 def classifier() -> MLPClassifier:
     """The reference classifier: an MLP (64 → 128 ReLU → 10) on the train split, seeded; fitted once per machine
-    (~10 s) and kept on disk for later processes (`fit_cache`)."""
+    (~10 s) and kept on disk for later processes (`disk_once`)."""
     images, labels = load_split("train")
     inputs = _to_classifier_input(images)
     params = dict(hidden_layer_sizes=(128,), alpha=1e-3, max_iter=1000, random_state=0)

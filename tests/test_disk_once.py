@@ -1,11 +1,13 @@
-"""Fits kept on disk between processes (`cachedit.zoo.fit_cache`): fitted once per key, read back exactly, fitted
-anew for another key or an unreadable file, and never a failure where the directory cannot be written."""
+"""Values kept on disk between processes (`cachedit.zoo.disk_once`): a fit made once per key, read back exactly, made
+anew for another key or an unreadable file, and never a failure where the directory cannot be written; the
+mechanism under it keeps any file format and leaves a damaged file to its caller."""
 
 import numpy as np
+import pytest
 from sklearn.neural_network import MLPClassifier
 
 from cachedit.zoo import digits
-from cachedit.zoo.fit_cache import cache_dir, kept_fit
+from cachedit.zoo.disk_once import cache_dir, kept_fit, kept_on_disk
 
 
 def _counting_fit(calls: list):
@@ -44,7 +46,25 @@ def test_an_unreadable_file_is_fitted_over_and_an_unwritable_directory_only_skip
     blocker.write_text("")
     monkeypatch.setenv("CACHEDIT_CACHE_DIR", str(blocker / "cache"))  # cannot be created
     assert kept_fit("toy", ("v1",), _counting_fit(calls)).predict(np.zeros((1, 4))).shape == (1,)
-    assert len(calls) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["a file", kept.name]
+    assert len(calls) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", kept.name, kept.name + ".lock"]  # no partial file
+
+
+def test_kept_on_disk_saves_under_the_file_s_own_suffix_and_propagates_other_load_errors(tmp_path):
+    path = tmp_path / "baseline.npz"
+    def save(value, to):
+        np.savez(to, images=value)  # np.savez appends `.npz` to any other name
+
+    def load(at):
+        with np.load(at) as data:
+            return data["images"]
+    value, source = kept_on_disk(path, lambda: np.arange(3), load, save)
+    assert source == "computed" and np.array_equal(kept_on_disk(path, None, load, save)[0], value)
+    assert kept_on_disk(path, None, load, save)[1] == "disk"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.npz", "baseline.npz.lock"]
+    path.write_bytes(b"damaged")
+    with pytest.raises(ValueError):  # a damaged baseline is an error unless the caller names it unreadable
+        kept_on_disk(path, lambda: np.arange(3), load, save)
 
 
 def test_the_digit_classifier_is_kept_under_its_own_key(tmp_path, monkeypatch):
